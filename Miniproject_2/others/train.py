@@ -1,0 +1,158 @@
+"""Train the denoiser, validating, checkpointing and keeping the best weights every epoch.
+
+    python -m Miniproject_2.others.train --data data --epochs 20 --run runs/main \
+        --out Miniproject_2/bestmodel.pth
+
+A run folder holds ``checkpoint.pt`` (weights, optimizer state, progress: rewritten
+atomically after every epoch) and ``log.json`` (settings and every epoch's validation PSNR,
+read by the report). Running the same command again resumes where the run stopped; a
+finished run is not trained again. ``--out`` receives the weights of the best validation
+epoch, in the format ``Model.load_pretrained_model`` reads.
+
+Settings other than the defaults make the ablations: ``--widths``, ``--activation``,
+``--upsampling``, ``--lr``, ``--batch-size``, ``--no-symmetries``, ``--no-swap``,
+``--n-train`` (a subset), ``--clean-targets`` (Noise2Clean), ``--framework torch`` (the
+torch.nn twin trained by autograd with the same recipe).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from Miniproject_2.model import Model
+from Miniproject_2.others.data import TRAIN_CLEAN_FILE, psnr_per_image
+
+
+def load_pairs(folder):
+    """(train_input, train_target), (val_noisy, val_clean) from a course-format data folder."""
+    folder = Path(folder)
+    for name in ('train_data.pkl', 'val_data.pkl'):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f'{folder / name} not found: build the stand-in with '
+                                    f'`python -m Miniproject_2.others.data --out {folder}` '
+                                    f'or point --data at the course files')
+    train = torch.load(folder / 'train_data.pkl', weights_only=True)
+    val = torch.load(folder / 'val_data.pkl', weights_only=True)
+    return train, val
+
+
+def validation_psnr(model, val_noisy, val_clean):
+    """Mean per-image PSNR (dB) of the model's output, as the course's test.py computes it."""
+    return psnr_per_image(model.predict(val_noisy), val_clean.float()).mean().item()
+
+
+def make_model(settings):
+    """A Model, or its torch.nn twin, with the run's architecture and recipe."""
+    architecture = {'widths': tuple(settings['widths']), 'activation': settings['activation'],
+                    'upsampling': settings['upsampling']}
+    if settings['framework'] == 'torch':
+        from Miniproject_2.others.twin import TorchTwinModel
+        model = TorchTwinModel(**architecture)
+    else:
+        model = Model(**architecture)
+    model.recipe.update(lr=settings['lr'], batch_size=settings['batch_size'],
+                        symmetries=settings['symmetries'],
+                        swap=settings['swap'] and not settings['clean_targets'],
+                        seed=settings['seed'])
+    return model
+
+
+def _save_atomically(obj, path):
+    partial = Path(f'{path}.partial')
+    torch.save(obj, partial)
+    os.replace(partial, path)
+
+
+def train_run(settings, data, run, out=None):
+    """Train (or resume) the run described by ``settings``; return its log."""
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    checkpoint_path, log_path = run / 'checkpoint.pt', run / 'log.json'
+    torch.manual_seed(settings['seed'])  # the initial weights
+    model = make_model(settings)
+    log = {'settings': settings, 'epochs': []}
+    if checkpoint_path.exists():
+        saved = torch.load(checkpoint_path, weights_only=True)
+        if saved['log']['settings'] != settings:
+            raise ValueError(f'{run} holds a run with other settings '
+                             f'({saved["log"]["settings"]}); use another --run folder')
+        model.restore(saved['model'])
+        log = saved['log']
+        print(f'resuming {run} after epoch {model.epochs_done}', file=sys.stderr)
+    if model.epochs_done >= settings['epochs']:
+        print(f'{run} is complete ({model.epochs_done} epochs)', file=sys.stderr)
+        return log
+
+    (train_a, train_b), (val_noisy, val_clean) = data
+    if settings['n_train']:
+        train_a, train_b = train_a[:settings['n_train']], train_b[:settings['n_train']]
+    if settings['clean_targets']:
+        train_b = torch.load(Path(settings['data']) / TRAIN_CLEAN_FILE,
+                             weights_only=True)[:train_a.shape[0]]
+    started = time.perf_counter()
+
+    def end_of_epoch(epoch, model):
+        nonlocal started
+        seconds = time.perf_counter() - started
+        psnr = validation_psnr(model, val_noisy, val_clean)
+        best = max([e['val_psnr'] for e in log['epochs']] + [float('-inf')])
+        log['epochs'].append({'epoch': epoch + 1, 'val_psnr': psnr, 'seconds': seconds,
+                              'images_per_second': train_a.shape[0] / seconds})
+        if psnr > best and out is not None:
+            model.save(out)
+        _save_atomically({'model': model.checkpoint(), 'log': log}, checkpoint_path)
+        log_path.write_text(json.dumps(log, indent=1) + '\n')
+        print(f'epoch {epoch + 1}: validation PSNR {psnr:.3f} dB'
+              f'{" (best, saved)" if psnr > best and out else ""}', file=sys.stderr)
+        started = time.perf_counter()
+
+    model.train(train_a, train_b, settings['epochs'], start_epoch=model.epochs_done,
+                on_epoch_end=end_of_epoch)
+    return log
+
+
+def parse_settings(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--data', default='data', help='folder with train_data.pkl and val_data.pkl')
+    parser.add_argument('--run', required=True, help='run folder: checkpoint and log (resumable)')
+    parser.add_argument('--out', help='where to write the best weights (e.g. Miniproject_2/bestmodel.pth)')
+    parser.add_argument('--epochs', type=int, default=20)
+    defaults = {**Model.ARCHITECTURE, **Model.RECIPE}
+    parser.add_argument('--widths', default=','.join(map(str, defaults['widths'])),
+                        help='channels per U-Net level, comma-separated')
+    parser.add_argument('--activation', default=defaults['activation'],
+                        choices=['relu', 'leaky_relu', 'elu'])
+    parser.add_argument('--upsampling', default=defaults['upsampling'],
+                        choices=['nearest', 'transpose'])
+    parser.add_argument('--lr', type=float, default=defaults['lr'])
+    parser.add_argument('--batch-size', type=int, default=defaults['batch_size'])
+    parser.add_argument('--no-symmetries', action='store_true', help='no flips and rotations')
+    parser.add_argument('--no-swap', action='store_true', help='never swap input and target')
+    parser.add_argument('--n-train', type=int, default=0, help='train on the first N pairs only')
+    parser.add_argument('--clean-targets', action='store_true', help='Noise2Clean')
+    parser.add_argument('--framework', default='ours', choices=['ours', 'torch'])
+    parser.add_argument('--seed', type=int, default=defaults['seed'])
+    args = parser.parse_args(argv)
+    settings = {'data': str(args.data), 'epochs': args.epochs,
+                'widths': [int(w) for w in args.widths.split(',')],
+                'activation': args.activation, 'upsampling': args.upsampling, 'lr': args.lr,
+                'batch_size': args.batch_size, 'symmetries': not args.no_symmetries,
+                'swap': not args.no_swap, 'n_train': args.n_train,
+                'clean_targets': args.clean_targets, 'framework': args.framework,
+                'seed': args.seed}
+    return settings, args
+
+
+def main(argv=None):
+    settings, args = parse_settings(argv)
+    log = train_run(settings, load_pairs(args.data), args.run, args.out)
+    best = max(log['epochs'], key=lambda e: e['val_psnr'])
+    print(f"best validation PSNR {best['val_psnr']:.3f} dB at epoch {best['epoch']}")
+
+
+if __name__ == '__main__':
+    main()

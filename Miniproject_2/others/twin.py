@@ -1,0 +1,124 @@
+"""The torch.nn twin of a network built with our framework: same layers, same weights.
+
+The benchmark times the two against each other and the comparison trains the twin with
+autograd; both need the twin to compute exactly what our network computes.
+"""
+import torch
+from torch import nn
+
+from Miniproject_2 import model as ours
+
+
+class _Concat(nn.Sequential):
+    def forward(self, x):
+        return torch.cat([x, super().forward(x)], dim=-3)
+
+
+class _Residual(nn.Sequential):
+    def forward(self, x):
+        return x + super().forward(x)
+
+
+def _conv_args(layer):
+    return dict(in_channels=layer.in_channels, out_channels=layer.out_channels,
+                kernel_size=layer.kernel_size, stride=layer.stride, padding=layer.padding,
+                dilation=layer.dilation, bias=layer.bias is not None)
+
+
+def torch_twin(module):
+    """Build the torch.nn module that computes what ``module`` computes, with its weights."""
+    if isinstance(module, ours.Upsampling):
+        conv = nn.Conv2d(**_conv_args(module))
+        twin = nn.Sequential(nn.Upsample(scale_factor=module.upsample.scale_factor, mode='nearest'),
+                             conv)
+        _copy_parameters(module, conv)
+        return twin
+    if isinstance(module, ours.Conv2d):
+        twin = nn.Conv2d(**_conv_args(module))
+    elif isinstance(module, ours.TransposeConv2d):
+        twin = nn.ConvTranspose2d(output_padding=module.output_padding, **_conv_args(module))
+    elif isinstance(module, (ours.Concat, ours.Residual, ours.Sequential)):
+        container = {ours.Concat: _Concat, ours.Residual: _Residual}.get(type(module), nn.Sequential)
+        return container(*(torch_twin(child) for child in module))
+    else:
+        return _activation_twin(module)
+    _copy_parameters(module, twin)
+    return twin
+
+
+def _activation_twin(module):
+    if isinstance(module, ours.ReLU):
+        return nn.ReLU(inplace=module.inplace)
+    if isinstance(module, ours.LeakyReLU):
+        return nn.LeakyReLU(module.negative_slope, inplace=module.inplace)
+    if isinstance(module, ours.ELU):
+        return nn.ELU(module.alpha, inplace=module.inplace)
+    if isinstance(module, ours.Sigmoid):
+        return nn.Sigmoid()
+    raise TypeError(f'no torch.nn twin for {type(module).__name__}')
+
+
+def _copy_parameters(source, target):
+    with torch.no_grad():
+        target.weight.copy_(source.weight)
+        if source.bias is not None:
+            target.bias.copy_(source.bias)
+
+
+class _TorchAdam:
+    """torch.optim.Adam behind the interface Model's training loop drives (``lr``, ...)."""
+
+    def __init__(self, parameters, lr, betas):
+        self.optimizer = torch.optim.Adam(parameters, lr=lr, betas=betas)
+
+    @property
+    def lr(self):
+        return self.optimizer.param_groups[0]['lr']
+
+    @lr.setter
+    def lr(self, value):
+        for group in self.optimizer.param_groups:
+            group['lr'] = value
+
+    def zero_grad(self):
+        self.optimizer.zero_grad()
+
+    def step(self):
+        self.optimizer.step()
+
+    def state_dict(self):
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state):
+        self.optimizer.load_state_dict(state)
+
+
+class TorchTwinModel(ours.Model):
+    """``Model`` with its network replaced by the torch.nn twin, trained by autograd:
+    the same recipe, data order and augmentations, only the framework differs."""
+
+    def __init__(self, **architecture):
+        super().__init__(**architecture)
+        self.network = torch_twin(self.network).to(self.device)
+
+    def _rebuild(self, architecture):
+        super()._rebuild(architecture)
+        if not isinstance(self.network, nn.Module):
+            self.network = torch_twin(self.network).to(self.device)
+
+    def _ensure_optimizer(self):
+        if self.optimizer is None:
+            self.optimizer = _TorchAdam(self.network.parameters(), self.recipe['lr'],
+                                        self.recipe['betas'])
+        return self.optimizer
+
+    def _step(self, x, y):
+        self.optimizer.zero_grad()
+        loss = nn.functional.mse_loss(self.network(x), y)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def predict(self, test_input):
+        with torch.no_grad():
+            return super().predict(test_input)

@@ -1,0 +1,119 @@
+"""ReLU, LeakyReLU, ELU and Sigmoid against torch: any shape, extreme values, inplace."""
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, strategies as st
+
+from Miniproject_2.model import ELU, LeakyReLU, ReLU, Sigmoid
+from oracle import assert_close, check_against_autograd
+from strategies import SETTINGS, alphas, dtypes, negative_slopes, random_tensor, seeds, shapes
+
+
+@st.composite
+def activations(draw):
+    """(our module factory, its torch functional) with drawn hyper-parameters."""
+    kind = draw(st.sampled_from(['relu', 'leaky_relu', 'elu', 'sigmoid']))
+    if kind == 'relu':
+        return lambda **kw: ReLU(**kw), F.relu
+    if kind == 'leaky_relu':
+        a = draw(negative_slopes)
+        return lambda **kw: LeakyReLU(a, **kw), lambda x: F.leaky_relu(x, a)
+    if kind == 'elu':
+        a = draw(alphas)
+        return lambda **kw: ELU(a, **kw), lambda x: F.elu(x, a)
+    return lambda **kw: Sigmoid(**kw), torch.sigmoid
+
+
+def with_zeros(x):
+    """Every third entry exactly zero: the kink, where the derivative convention matters."""
+    x.view(-1)[::3] = 0
+    return x
+
+
+@SETTINGS
+@given(activations(), shapes, dtypes, seeds, st.sampled_from([0.1, 1.0, 5.0]))
+def test_activation_matches_autograd(activation, shape, dtype, seed, scale):
+    make, _ = activation
+    x = with_zeros(random_tensor(seed, shape, dtype, scale))
+    check_against_autograd(make(), x, seed + 1)
+
+
+@SETTINGS
+@given(activations(), shapes, dtypes, seeds)
+def test_inplace_gives_same_values_and_gradients_and_overwrites_input(activation, shape, dtype,
+                                                                      seed):
+    make, function = activation
+    x = with_zeros(random_tensor(seed, shape, dtype, 3.0))
+    module = make(inplace=True)
+    check_against_autograd(module, x, seed + 1, inplace=True)   # values and gradients
+    x_inplace = x.clone()
+    y = module.forward(x_inplace)
+    assert y.data_ptr() == x_inplace.data_ptr()
+    assert_close(x_inplace, function(x), 'input after an inplace forward')
+
+
+@SETTINGS
+@given(activations(), shapes, dtypes, seeds)
+def test_not_inplace_never_modifies_its_input(activation, shape, dtype, seed):
+    make, _ = activation
+    x = with_zeros(random_tensor(seed, shape, dtype, 3.0))
+    x_copy = x.clone()
+    module = make()
+    y = module.forward(x)
+    assert torch.equal(x, x_copy)
+    module.backward(torch.ones_like(y))
+    assert torch.equal(x, x_copy)
+    assert y.data_ptr() != x.data_ptr() or x.numel() == 0
+
+
+EXTREMES = [-float('inf'), -1e30, -1e4, -1000.0, -100.0, -30.0, -1.0, -1e-30, -0.0, 0.0,
+            1e-30, 1.0, 30.0, 100.0, 1000.0, 1e4, 1e30, float('inf')]
+
+TWINS = [(ReLU, F.relu), (lambda: LeakyReLU(0.2), lambda x: F.leaky_relu(x, 0.2)),
+         (lambda: ELU(1.5), lambda x: F.elu(x, 1.5)), (Sigmoid, torch.sigmoid)]
+
+
+@pytest.mark.parametrize('make, function', TWINS)
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('inplace', [False, True])
+def test_extreme_inputs_as_torch(make, function, dtype, inplace):
+    """Large |x| (and +-inf): the same values as torch, no nan or inf where torch has none."""
+    x = torch.tensor(EXTREMES, dtype=dtype)
+    module = make()
+    module.inplace = inplace
+    with torch.enable_grad():
+        x_ref = x.clone().requires_grad_()
+        y_ref = function(x_ref)
+        y_ref.backward(torch.ones_like(y_ref))
+    y = module.forward(x.clone())
+    grad = module.backward(torch.ones_like(y))
+    for ours, theirs, what in ((y, y_ref.detach(), 'output'), (grad, x_ref.grad, 'gradient')):
+        assert not ours.isnan().any(), f'{what} has nan at {x[ours.isnan()].tolist()}'
+        assert torch.equal(ours.isinf(), theirs.isinf()), f'{what}: inf where torch has none'
+        assert_close(ours, theirs, what)
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_sigmoid_saturates_exactly(dtype):
+    x = torch.tensor([-1000.0, 1000.0], dtype=dtype)
+    module = Sigmoid()
+    y = module.forward(x)
+    assert torch.equal(y, torch.sigmoid(x))
+    assert torch.equal(y, torch.tensor([0.0, 1.0], dtype=dtype))
+    assert torch.equal(module.backward(torch.ones_like(y)), torch.zeros_like(y))
+
+
+@pytest.mark.parametrize('ours, theirs', [
+    (ReLU(), torch.nn.ReLU()), (ReLU(inplace=True), torch.nn.ReLU(inplace=True)),
+    (LeakyReLU(0.1), torch.nn.LeakyReLU(0.1)),
+    (LeakyReLU(inplace=True), torch.nn.LeakyReLU(inplace=True)),
+    (ELU(), torch.nn.ELU()), (ELU(0.5, inplace=True), torch.nn.ELU(0.5, inplace=True)),
+    (Sigmoid(), torch.nn.Sigmoid())])
+def test_repr_matches_torch(ours, theirs):
+    assert repr(ours) == repr(theirs)
+
+
+@pytest.mark.parametrize('make', [ReLU, LeakyReLU, ELU, Sigmoid])
+def test_parameter_free(make):
+    assert make().param() == []
+    assert make().state_dict() == {}

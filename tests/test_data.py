@@ -1,0 +1,182 @@
+"""Tests of the stand-in data builder, on small in-memory photos (no download)."""
+
+import json
+import math
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from Miniproject_2.others import data
+
+
+def _generator(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def _smooth_photo(seed, width, height):
+    """A smooth random colour image, upsampled from a few random pixels."""
+    pixels = torch.randint(0, 256, (6, 8, 3), dtype=torch.uint8, generator=_generator(seed))
+    return Image.fromarray(pixels.numpy()).resize((width, height), Image.BICUBIC)
+
+
+def _photo(image, name="photo", source="test"):
+    # sample_patches closes what it opens, so every open gets a fresh copy.
+    return data.Photo(source, name, image.copy)
+
+
+@pytest.fixture
+def photos():
+    return [_photo(_smooth_photo(0, 200, 150), "a", "first"),
+            _photo(_smooth_photo(1, 96, 300), "b", "second")]
+
+
+@pytest.fixture
+def fake_sources(monkeypatch, photos):
+    """Replace both photo fetchers by in-memory photos; count their calls."""
+    calls = []
+
+    def fetch(cache):
+        calls.append(cache)
+        return photos
+
+    monkeypatch.setattr(data, "fetch_training_photos", fetch)
+    monkeypatch.setattr(data, "fetch_validation_photos", fetch)
+    return calls
+
+
+# add_noise
+
+def test_add_noise_shape_dtype_and_determinism():
+    clean = torch.full((5, 3, 32, 32), 128, dtype=torch.uint8)
+    sigma = torch.full((5,), 25.0)
+    noisy = data.add_noise(clean, sigma, _generator(3))
+    assert noisy.shape == clean.shape and noisy.dtype == torch.uint8
+    assert torch.equal(noisy, data.add_noise(clean, sigma, _generator(3)))
+    assert not torch.equal(noisy, data.add_noise(clean, sigma, _generator(4)))
+
+
+@pytest.mark.parametrize("level", [0, 255])
+def test_add_noise_clips_instead_of_wrapping(level):
+    clean = torch.full((4, 3, 32, 32), level, dtype=torch.uint8)
+    noisy = data.add_noise(clean, torch.full((4,), 10.0), _generator())
+    # Without clipping, half the values would wrap around to the far end of the range.
+    assert (noisy.int() - level).abs().max() <= 60
+    assert 0.4 < (noisy == level).float().mean() < 0.6
+
+
+def test_add_noise_uses_each_image_sigma_and_independent_draws():
+    clean = torch.full((2, 3, 64, 64), 128, dtype=torch.uint8)
+    sigma = torch.tensor([10.0, 40.0])
+    generator = _generator()
+    first = data.add_noise(clean, sigma, generator).float() - 128
+    second = data.add_noise(clean, sigma, generator).float() - 128
+    for noise in first, second:
+        assert torch.allclose(noise.flatten(1).std(1), sigma, rtol=0.05)
+    correlation = torch.corrcoef(torch.stack([first.flatten(), second.flatten()]))[0, 1]
+    assert abs(correlation) < 0.05
+
+
+def test_draw_sigmas_in_range():
+    sigma = data.draw_sigmas(10000, _generator())
+    assert sigma.min() >= data.SIGMA_MIN and sigma.max() <= data.SIGMA_MAX
+    assert sigma.min() < data.SIGMA_MIN + 1 and sigma.max() > data.SIGMA_MAX - 1
+
+
+# sample_patches
+
+def test_sample_patches_shape_dtype_and_determinism(photos):
+    patches = data.sample_patches(photos, 50, _generator(7))
+    assert patches.shape == (50, 3, 32, 32) and patches.dtype == torch.uint8
+    assert torch.equal(patches, data.sample_patches(photos, 50, _generator(7)))
+    assert not torch.equal(patches, data.sample_patches(photos, 50, _generator(8)))
+
+
+def test_sample_patches_keeps_channels_apart_and_converts_to_rgb():
+    coloured = _photo(Image.new("RGB", (100, 80), (10, 120, 250)))
+    grey = _photo(Image.new("L", (100, 80), 77))
+    patches = data.sample_patches([coloured, grey], 40, _generator())
+    colours = {tuple(patch[:, 0, 0].tolist()) for patch in patches}
+    assert colours == {(10, 120, 250), (77, 77, 77)}
+    assert all((patch == patch[:, :1, :1]).all() for patch in patches)
+
+
+def test_sample_patches_of_a_32px_photo_is_the_photo():
+    # The only 32 px square of a 32 px photo is the photo itself, left unchanged.
+    image = _smooth_photo(2, 32, 32)
+    patch = data.sample_patches([_photo(image)], 1, _generator())[0]
+    assert torch.equal(patch.permute(1, 2, 0), torch.from_numpy(np.array(image)))
+
+
+def test_sample_patches_area_averages_large_squares():
+    # Half white, half black: squares across the edge average to greys, which
+    # subsampling (nearest neighbour) would never produce.
+    stripes = Image.new("RGB", (512, 512))
+    stripes.paste((255, 255, 255), (0, 0, 512, 256))
+    patches = data.sample_patches([_photo(stripes)], 200, _generator())
+    assert set(torch.unique(patches).tolist()) - {0, 255}
+
+
+# build, ensure_data and main
+
+def test_build_writes_the_course_format(tmp_path, fake_sources):
+    train_path, val_path = data.ensure_data(tmp_path, n_train=12, n_val=5, seed=1)
+    assert (train_path, val_path) == (tmp_path / "train_data.pkl", tmp_path / "val_data.pkl")
+    train, val = torch.load(train_path), torch.load(val_path)
+    for pair, n in (train, 12), (val, 5):
+        assert isinstance(pair, tuple) and len(pair) == 2
+        for tensor in pair:
+            assert tensor.shape == (n, 3, 32, 32) and tensor.dtype == torch.uint8
+    assert not torch.equal(*train)
+    sigma = torch.load(tmp_path / "val_sigma.pt")
+    assert sigma.shape == (5,) and sigma.dtype == torch.float32
+    assert ((sigma >= data.SIGMA_MIN) & (sigma <= data.SIGMA_MAX)).all()
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["train_photos_per_source"] == {"first": 1, "second": 1}
+    psnr = data.psnr_per_image(*val).mean().item()
+    assert stats["val_psnr_noisy_vs_clean_mean_db"] == pytest.approx(psnr)
+    assert stats["val_psnr_global_mse_db"] == pytest.approx(data.psnr_global(*val))
+    assert fake_sources == [tmp_path / "cache"] * 2
+
+
+def test_build_is_deterministic_and_validation_ignores_n_train(tmp_path, fake_sources):
+    data.build(tmp_path / "a", n_train=8, n_val=4, seed=5)
+    data.build(tmp_path / "b", n_train=8, n_val=4, seed=5)
+    data.build(tmp_path / "c", n_train=16, n_val=4, seed=5)
+    for name in "train_data.pkl", "val_data.pkl", "val_sigma.pt":
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert torch.equal(torch.load(tmp_path / "a" / "val_data.pkl")[0],
+                       torch.load(tmp_path / "c" / "val_data.pkl")[0])
+
+
+def test_existing_files_are_not_rebuilt_unless_forced(tmp_path, fake_sources, capsys):
+    data.main(["--out", str(tmp_path), "--n-train", "8", "--n-val", "4"])
+    written = (tmp_path / "train_data.pkl").stat().st_mtime_ns
+    assert len(fake_sources) == 2
+    data.main(["--out", str(tmp_path), "--n-train", "8", "--n-val", "4"])
+    assert "nothing to do" in capsys.readouterr().out
+    assert len(fake_sources) == 2
+    assert (tmp_path / "train_data.pkl").stat().st_mtime_ns == written
+    data.main(["--out", str(tmp_path), "--n-train", "8", "--n-val", "4", "--force",
+               "--cache", str(tmp_path / "elsewhere")])
+    assert fake_sources[2:] == [tmp_path / "elsewhere"] * 2
+
+
+def test_failed_apt_download_names_the_package(tmp_path, monkeypatch):
+    def fail(command, **kwargs):
+        return subprocess.CompletedProcess(command, 100, "", "E: Unable to locate package")
+
+    monkeypatch.setattr(subprocess, "run", fail)
+    expected = "(?s)apt-get download mate-backgrounds.*apt-get update"
+    with pytest.raises(RuntimeError, match=expected):
+        data.fetch_training_photos(tmp_path)
+
+
+def test_psnr_definitions():
+    clean = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
+    noisy = clean.clone()
+    noisy[0] = 255
+    assert data.psnr_per_image(noisy, clean).tolist() == pytest.approx([0.0, 80.0], abs=1e-6)
+    assert data.psnr_global(noisy, clean) == pytest.approx(-10 * math.log10(0.5))

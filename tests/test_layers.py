@@ -1,0 +1,274 @@
+"""Conv2d, TransposeConv2d, NearestUpsampling and Upsampling against torch autograd."""
+import math
+
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+from Miniproject_2.model import Conv2d, NearestUpsampling, TransposeConv2d, Upsampling
+from oracle import assert_close, check_against_autograd, named_grads
+from strategies import (FEW, SETTINGS, batches, channels, conv_geometries, dtypes, phase_geometries,
+                        random_tensor, seeds, transpose_geometries, upsampling_geometries)
+
+
+def conv(g, dtype, bias=True):
+    return Conv2d(g.in_channels, g.out_channels, g.kernel_size, bias=bias,
+                  **g.conv_kwargs()).to(dtype=dtype)
+
+
+def transpose_conv(g, dtype, bias=True):
+    return TransposeConv2d(g.in_channels, g.out_channels, g.kernel_size,
+                           output_padding=g.output_padding, bias=bias,
+                           **g.conv_kwargs()).to(dtype=dtype)
+
+
+def upsampling(g, dtype, bias=True):
+    return Upsampling(g.in_channels, g.out_channels, g.kernel_size, scale_factor=g.scale_factor,
+                      bias=bias, **g.conv_kwargs()).to(dtype=dtype)
+
+
+# --------------------------------------------------------------------------------------
+# Forward and gradients against autograd, on hypothesis sweeps, in float32 and float64
+# --------------------------------------------------------------------------------------
+
+@SETTINGS
+@given(conv_geometries(), dtypes, st.booleans(), seeds)
+def test_conv2d_matches_autograd(g, dtype, bias, seed):
+    module = conv(g, dtype, bias)
+    check_against_autograd(module, random_tensor(seed, g.input_shape, dtype), seed + 1)
+
+
+@SETTINGS
+@given(transpose_geometries(), dtypes, st.booleans(), seeds)
+def test_transpose_conv2d_matches_autograd(g, dtype, bias, seed):
+    module = transpose_conv(g, dtype, bias)
+    check_against_autograd(module, random_tensor(seed, g.input_shape, dtype), seed + 1)
+
+
+@pytest.mark.parametrize('stride, dilation, output_padding', [
+    (2, 1, 1), (3, 1, 2), ((2, 3), 1, (1, 2)), (2, 2, 1), ((3, 2), 2, (2, 0))])
+def test_transpose_conv2d_output_padding(stride, dilation, output_padding):
+    module = TransposeConv2d(2, 3, 3, stride=stride, padding=1, dilation=dilation,
+                             output_padding=output_padding).to(dtype=torch.float64)
+    check_against_autograd(module, random_tensor(0, (2, 2, 4, 5), torch.float64), 1)
+
+
+@pytest.mark.parametrize('stride, dilation, output_padding', [
+    (1, 2, 1), ((1, 2), (3, 1), (2, 1)), (1, 3, 2)])
+def test_transpose_conv2d_refuses_output_padding_past_stride(stride, dilation, output_padding):
+    """torch accepts stride <= output_padding < dilation (rows only the bias reaches); this
+    layer refuses it at construction rather than computing it."""
+    with pytest.raises(ValueError, match='output_padding'):
+        TransposeConv2d(2, 3, (1, 3), stride=stride, dilation=dilation,
+                        output_padding=output_padding)
+
+
+@SETTINGS
+@given(st.integers(1, 4), batches, channels,
+       st.integers(1, 6), st.integers(1, 6), dtypes, seeds)
+def test_nearest_upsampling_matches_autograd(scale, batch, c, h, w, dtype, seed):
+    shape = (c, h, w) if batch is None else (batch, c, h, w)
+    check_against_autograd(NearestUpsampling(scale), random_tensor(seed, shape, dtype), seed + 1)
+
+
+@SETTINGS
+@given(upsampling_geometries(), dtypes, st.booleans(), seeds)
+def test_upsampling_matches_interpolate_then_conv2d(g, dtype, bias, seed):
+    module = upsampling(g, dtype, bias)
+    check_against_autograd(module, random_tensor(seed, g.input_shape, dtype), seed + 1)
+
+
+@SETTINGS
+@given(phase_geometries, dtypes, st.booleans(), seeds)
+def test_upsampling_phase_path_matches_interpolate_then_conv2d(g, dtype, bias, seed):
+    module = upsampling(g, dtype, bias)
+    assert module.use_phases
+    check_against_autograd(module, random_tensor(seed, g.input_shape, dtype), seed + 1)
+
+
+@SETTINGS
+@given(phase_geometries, dtypes, st.booleans(), seeds)
+def test_upsampling_phase_path_equals_straightforward_path(g, dtype, bias, seed):
+    """The fast path is an optimisation only: same output and gradients as the plain path."""
+    fast, plain = upsampling(g, dtype, bias), upsampling(g, dtype, bias)
+    plain.use_phases = False
+    plain.load_state_dict(fast.state_dict())
+    x = random_tensor(seed, g.input_shape, dtype)
+    y_fast, y_plain = fast.forward(x), plain.forward(x)
+    assert_close(y_fast, y_plain, 'output')
+    grad = random_tensor(seed + 1, tuple(y_plain.shape), dtype)
+    assert_close(fast.backward(grad), plain.backward(grad), 'input gradient')
+    for name, grad_plain in named_grads(plain).items():
+        assert_close(named_grads(fast)[name], grad_plain, f'gradient of {name}')
+
+
+@pytest.mark.parametrize('kwargs, fast', [
+    (dict(kernel_size=3, padding=1), True),
+    (dict(kernel_size=(3, 3), padding=(1, 1), bias=False), True),
+    (dict(kernel_size=3, padding=1, scale_factor=3), False),
+    (dict(kernel_size=3, padding=0), False),
+    (dict(kernel_size=3, padding=1, stride=2), False),
+    (dict(kernel_size=3, padding=1, dilation=2), False),
+    (dict(kernel_size=(3, 2), padding=1), False),
+    (dict(kernel_size=5, padding=2), False)])
+def test_phase_path_only_for_its_geometry(kwargs, fast):
+    assert Upsampling(2, 3, **kwargs).use_phases is fast
+
+
+# --------------------------------------------------------------------------------------
+# compute_input_grad = False
+# --------------------------------------------------------------------------------------
+
+LAYERS = [lambda: Conv2d(2, 3, 3, padding=1),
+          lambda: Conv2d(2, 3, (2, 3), stride=2),
+          lambda: TransposeConv2d(2, 3, 3, stride=2, padding=1, output_padding=1),
+          lambda: Upsampling(2, 3, 3, padding=1),                  # phase path
+          lambda: Upsampling(2, 3, 3, scale_factor=3, padding=1)]  # plain path
+
+
+@pytest.mark.parametrize('make', LAYERS)
+@pytest.mark.parametrize('batched', [True, False])
+def test_no_input_grad_returns_none_and_accumulates_parameter_grads(make, batched):
+    full, lean = make().to(dtype=torch.float64), make().to(dtype=torch.float64)
+    lean.load_state_dict(full.state_dict())
+    lean.compute_input_grad = False
+    x = random_tensor(0, (2, 2, 5, 6) if batched else (2, 5, 6), torch.float64)
+    y = full.forward(x)
+    assert torch.equal(lean.forward(x), y)
+    grad = random_tensor(1, tuple(y.shape), torch.float64)
+    assert full.backward(grad) is not None
+    assert lean.backward(grad) is None
+    lean.forward(x)
+    assert lean.backward(grad) is None  # accumulates: twice the gradient of one pass
+    for name, g in named_grads(full).items():
+        assert g.abs().sum() > 0
+        assert_close(named_grads(lean)[name], 2 * g, name)
+
+
+def layouts(x):
+    """The same values in other memory layouts: channel-major (as our layers return), a
+    strided slice of a larger tensor, and channels-last."""
+    yield x.transpose(0, 1).contiguous().transpose(0, 1)
+    big = x.new_zeros(*x.shape[:-1], 2 * x.shape[-1])
+    big[..., ::2] = x
+    yield big[..., ::2]
+    yield x.contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize('make', LAYERS + [lambda: NearestUpsampling(2)])
+def test_any_memory_layout_gives_the_same_results(make):
+    module = make().to(dtype=torch.float64)
+    x = random_tensor(0, (2, 2, 5, 6), torch.float64)
+    y = module.forward(x)
+    grad = random_tensor(1, tuple(y.shape), torch.float64)
+    module.zero_grad()
+    grad_x = module.backward(grad)
+    expected = [g.clone() for _, g in module.param()]
+    for x_other, grad_other in zip(layouts(x), layouts(grad)):
+        module.zero_grad()
+        assert_close(module.forward(x_other), y, 'output')
+        assert_close(module.backward(grad_other), grad_x, 'input gradient')
+        for (_, g), g_expected in zip(module.param(), expected):
+            assert_close(g, g_expected, 'parameter gradient')
+
+
+class _WrongWeightGrad(Conv2d):
+    def backward(self, grad):
+        result = super().backward(grad)
+        self.grads['weight'] *= 1 + 1e-3
+        return result
+
+
+class _WrongOutput(Conv2d):
+    def forward(self, x):
+        return super().forward(x) * (1 + 1e-3)
+
+
+@pytest.mark.parametrize('broken', [_WrongWeightGrad, _WrongOutput])
+def test_the_oracle_catches_small_errors(broken):
+    module = broken(2, 3, 3)
+    with pytest.raises(AssertionError):
+        check_against_autograd(module, random_tensor(0, (2, 2, 5, 5)), 1)
+
+
+# --------------------------------------------------------------------------------------
+# Printing, parameter shapes, initialisation
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('args, kwargs', [
+    ((3, 64, 3), dict(stride=2, padding=1)),
+    ((3, 64, 3), dict()),
+    ((1, 2, (3, 5)), dict(stride=(1, 2), padding=(0, 2), dilation=2, bias=False))])
+def test_conv2d_repr_matches_torch(args, kwargs):
+    assert repr(Conv2d(*args, **kwargs)) == repr(torch.nn.Conv2d(*args, **kwargs))
+
+
+@pytest.mark.parametrize('kwargs', [dict(), dict(stride=2, padding=1, output_padding=1),
+                                    dict(stride=2, dilation=2, output_padding=1, bias=False)])
+def test_transpose_conv2d_repr_matches_torch(kwargs):
+    ours = repr(TransposeConv2d(3, 8, 3, **kwargs))
+    theirs = repr(torch.nn.ConvTranspose2d(3, 8, 3, **kwargs))
+    assert ours == theirs.replace('ConvTranspose2d', 'TransposeConv2d')
+
+
+def test_upsampling_repr():
+    assert repr(Upsampling(3, 8, 3, padding=1)) == \
+        'Upsampling(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), scale_factor=2)'
+    assert repr(NearestUpsampling(3)) == 'NearestUpsampling(scale_factor=3)'
+
+
+@pytest.mark.parametrize('ours, theirs', [
+    (lambda: Conv2d(3, 5, (2, 4)), lambda: torch.nn.Conv2d(3, 5, (2, 4))),
+    (lambda: TransposeConv2d(3, 5, (2, 4)), lambda: torch.nn.ConvTranspose2d(3, 5, (2, 4))),
+    (lambda: Upsampling(3, 5, (2, 4)), lambda: torch.nn.Conv2d(3, 5, (2, 4)))])
+def test_parameter_shapes_as_torch(ours, theirs):
+    module, twin = ours(), theirs()
+    assert module.weight.shape == twin.weight.shape
+    assert module.bias.shape == twin.bias.shape
+    assert module.weight.dtype == torch.float32
+    assert [tuple(p.shape) for p, _ in module.param()] == \
+        [tuple(g.shape) for _, g in module.param()]
+
+
+def test_int_and_pair_arguments_are_equivalent():
+    a = Conv2d(2, 3, 3, stride=2, padding=1, dilation=1)
+    b = Conv2d(2, 3, (3, 3), stride=(2, 2), padding=(1, 1), dilation=(1, 1))
+    assert repr(a) == repr(b)
+
+
+# A big layer, so the sample statistics are tight: 64 * 64 * 3 * 3 = 36864 weights.
+BIG = [(lambda init: Conv2d(64, 64, 3, init=init), torch.nn.Conv2d(64, 64, 3), 64 * 9, 64 * 9),
+       (lambda init: TransposeConv2d(64, 32, 3, init=init), torch.nn.ConvTranspose2d(64, 32, 3),
+        32 * 9, 64 * 9)]
+
+
+@pytest.mark.parametrize('make, twin, fan_in, fan_out', BIG)
+def test_default_init_is_pytorchs(make, twin, fan_in, fan_out):
+    torch.manual_seed(0)
+    module = make('pytorch')
+    bound = 1 / math.sqrt(fan_in)
+    for ours, theirs in ((module.weight, twin.weight.detach()), (module.bias, twin.bias.detach())):
+        assert ours.abs().max() <= bound and theirs.abs().max() <= bound
+        assert theirs.abs().max() > 0.9 * bound        # the bound is PyTorch's, and tight
+        assert ours.abs().max() > 0.9 * bound
+    assert abs(module.weight.std().item() / (bound / math.sqrt(3)) - 1) < 0.05   # uniform
+    assert abs(module.weight.mean().item()) < 0.05 * bound
+
+
+@pytest.mark.parametrize('make, twin, fan_in, fan_out', BIG)
+@pytest.mark.parametrize('init', ['xavier', 'kaiming'])
+def test_xavier_and_kaiming_std(make, twin, fan_in, fan_out, init):
+    torch.manual_seed(0)
+    module = make(init)
+    expected = math.sqrt(2 / (fan_in + fan_out)) if init == 'xavier' else math.sqrt(2 / fan_in)
+    assert abs(module.weight.std().item() / expected - 1) < 0.05
+    assert abs(module.weight.mean().item()) < 0.05 * expected
+    assert module.bias.abs().max() <= 1 / math.sqrt(fan_in)
+
+
+@FEW
+@given(conv_geometries())
+def test_float64_conversion_moves_gradients_too(g):
+    module = conv(g, torch.float64)
+    assert all(p.dtype == torch.float64 and grad.dtype == torch.float64
+               for p, grad in module.param())
