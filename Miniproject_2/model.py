@@ -867,11 +867,12 @@ class Residual(Sequential):
 # --------------------------------------------------------------------------------------
 
 def build_network(widths=(32, 64, 96), activation='leaky_relu', upsampling='nearest',
-                  residual=True):
+                  skip='concat', residual=True):
     """A small U-Net: per level two 3x3 convolutions; stride-2 convolutions go down, and
     ``upsampling`` ('nearest': NN upsampling + 3x3 conv, 'transpose': 4x4 stride-2 transposed
-    conv) comes back up, concatenated with the skip of the same level. With ``residual`` the
-    network predicts the correction to add to its input (the noise, negated)."""
+    conv) comes back up, joined to the level's skip by ``skip`` ('concat' as in U-Net, or
+    'add', half the decoder's cost). With ``residual`` the network predicts the correction
+    to add to its input (the noise, negated); otherwise a sigmoid gives the image."""
     def act():
         return {'relu': ReLU, 'leaky_relu': lambda **kw: LeakyReLU(0.1, **kw),
                 'elu': ELU}[activation](inplace=True)
@@ -886,20 +887,44 @@ def build_network(widths=(32, 64, 96), activation='leaky_relu', upsampling='near
             return TransposeConv2d(c_in, c_out, 4, stride=2, padding=1)
         raise ValueError(f"upsampling must be 'nearest' or 'transpose', got {upsampling!r}")
 
+    if skip not in ('concat', 'add'):
+        raise ValueError(f"skip must be 'concat' or 'add', got {skip!r}")
+    join, joined = (Concat, 2) if skip == 'concat' else (Residual, 1)
+
     def level(depth):
         """Everything from the stride-2 entry into level ``depth`` back to its exit."""
         c_above, c = widths[depth - 1], widths[depth]
         body = [Conv2d(c_above, c, 3, stride=2, padding=1), act(), *conv(c, c)]
         if depth + 1 < len(widths):
-            body += [Concat(*level(depth + 1)), *conv(c + c, c)]
+            body += [join(*level(depth + 1)), *conv(joined * c, c)]
         return body + [up(c, c_above), act()]
 
     c0 = widths[0]
-    layers = [*conv(3, c0), *conv(c0, c0), Concat(*level(1)), *conv(2 * c0, c0),
+    layers = [*conv(3, c0), *conv(c0, c0), join(*level(1)), *conv(joined * c0, c0),
               Conv2d(c0, 3, 3, padding=1)]
     if residual:
         return Residual(*layers)
     return Sequential(*layers, Sigmoid())
+
+
+def course_baseline(width=64):
+    """The course's reference network: two stride-2 convolutions, two upsamplings, sigmoid."""
+    return Sequential(Conv2d(3, width, 3, stride=2, padding=1), ReLU(inplace=True),
+                      Conv2d(width, width, 3, stride=2, padding=1), ReLU(inplace=True),
+                      Upsampling(width, width, 3, scale_factor=2, padding=1), ReLU(inplace=True),
+                      Upsampling(width, 3, 3, scale_factor=2, padding=1), Sigmoid())
+
+
+def _build(architecture):
+    """The network an architecture dict (Model.ARCHITECTURE's keys) describes, and its total
+    stride (the factor every image side is padded to)."""
+    settings = dict(architecture)
+    network = settings.pop('network')
+    if network == 'baseline':
+        return course_baseline(settings['widths'][0]), 4
+    if network != 'unet':
+        raise ValueError(f"network must be 'unet' or 'baseline', got {network!r}")
+    return build_network(**settings), 2 ** (len(settings['widths']) - 1)
 
 
 def _dihedral(x, k):
@@ -907,6 +932,12 @@ def _dihedral(x, k):
     if k & 4:
         x = x.transpose(-2, -1)
     return x.flip([d for bit, d in ((1, -1), (2, -2)) if k & bit]) if k & 3 else x
+
+
+def _channels_last(images, device):
+    """0-255 images -> 0-1 float32 on ``device``, channels-last in memory (the layout the
+    convolutions read fastest)."""
+    return images.to(device).permute(0, 2, 3, 1).float().div(255).permute(0, 3, 1, 2)
 
 
 def _reflect_index(size, before, after, like):
@@ -927,25 +958,31 @@ class Model:
     (``build_network``) sees them scaled to [0, 1]; its settings travel with the weights.
     """
 
-    ARCHITECTURE = dict(widths=(32, 64, 96), activation='leaky_relu', upsampling='nearest',
-                        residual=True)
-    TOTAL_STRIDE = 4
+    ARCHITECTURE = dict(network='unet', widths=(24, 32, 64, 128), activation='leaky_relu',
+                        upsampling='nearest', skip='concat', residual=True)
     RECIPE = dict(batch_size=32, lr=2e-3, finetune_lr=1e-4, warmup_steps=200, betas=(0.9, 0.99),
                   symmetries=True, swap=True, seed=0)
     PREDICT_PIXELS = 2 ** 17  # pixels per forward pass: bounds predict's memory (~0.5 GB)
     PREDICT_TILE = 256  # larger images are denoised tile by tile
-    TILE_MARGIN = 32    # >= the network's receptive-field radius, so tiles stitch exactly
 
     def __init__(self, **architecture):
         self.device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
         self.architecture = {**self.ARCHITECTURE, **architecture}
         self.recipe = dict(self.RECIPE)
-        self.network = build_network(**self.architecture).to(self.device)
+        self.network, self.total_stride = _build(self.architecture)
+        self.network.to(self.device)
         self._first_layer().compute_input_grad = False
         self.loss = MSE()
         self.optimizer = None
         self.pretrained = False
         self.epochs_done = 0
+
+    @property
+    def tile_margin(self):
+        """Context around each tile: two 3x3 convolutions each way per level, each reaching
+        one pixel at that level's stride, so about 8 * total_stride covers the receptive
+        field and tiles stitch without seams (a test checks tiled == untiled)."""
+        return 8 * self.total_stride
 
     def _first_layer(self):
         module = self.network
@@ -970,7 +1007,8 @@ class Model:
         architecture = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture.items()}
         if architecture == self.architecture:
             return
-        self.network = build_network(**architecture).to(self.device)
+        self.network, self.total_stride = _build(architecture)
+        self.network.to(self.device)
         self._first_layer().compute_input_grad = False
         self.architecture = architecture
 
@@ -987,14 +1025,16 @@ class Model:
                 and isinstance(state.get('architecture'), dict)):
             raise ValueError(f'{path} is not a weights file of this model: expected a dict with '
                              f"'architecture' and 'state_dict'")
-        try:
+        previous = self.network, self.total_stride, self.architecture
+        try:  # a failed load leaves the model as it was
             self._rebuild(state['architecture'])
-        except (TypeError, ValueError, KeyError) as error:
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
             raise ValueError(f"{path}: unknown architecture {state['architecture']}: "
                              f'{error}') from None
         try:
             self.network.load_state_dict(state['state_dict'])
-        except ValueError as error:
+        except (TypeError, ValueError, AttributeError, RuntimeError) as error:
+            self.network, self.total_stride, self.architecture = previous
             raise ValueError(f'{path}: {error}') from None
         self.optimizer = None
         self.pretrained = True
@@ -1010,8 +1050,13 @@ class Model:
         if images.dim() not in (3, 4) or images.shape[-3] != 3:
             raise ValueError(f'{name} must be (N, 3, H, W) or (3, H, W), '
                              f'got shape {tuple(images.shape)}')
-        if images.is_floating_point() and images.numel() and not images.isfinite().all():
-            raise ValueError(f'{name} contains NaN or infinite pixels')
+        if images.is_floating_point() and images.numel():
+            if not images.isfinite().all():
+                raise ValueError(f'{name} contains NaN or infinite pixels')
+            low, high = images.aminmax()
+            if low < 0 or high > 255:
+                raise ValueError(f'{name} has pixels outside 0-255 (min {low.item():g}, '
+                                 f'max {high.item():g})')
         return images if images.dim() == 4 else images.unsqueeze(0)
 
     # -- training -----------------------------------------------------------------------
@@ -1027,11 +1072,11 @@ class Model:
         if source.shape != target.shape:
             raise ValueError(f'train_input {tuple(source.shape)} and train_target '
                              f'{tuple(target.shape)} must have the same shape')
-        if not isinstance(num_epochs, int) or num_epochs < 1:
+        if not isinstance(num_epochs, int) or isinstance(num_epochs, bool) or num_epochs < 1:
             raise ValueError(f'num_epochs must be a positive int, got {num_epochs!r}')
         if source.shape[0] == 0:
             raise ValueError('train_input is empty')
-        min_side = 2 * self.TOTAL_STRIDE
+        min_side = 2 * self.total_stride
         if min(source.shape[-2:]) < min_side:
             raise ValueError(f'training images must be at least {min_side}x{min_side}, '
                              f'got {tuple(source.shape[-2:])}')
@@ -1091,8 +1136,7 @@ class Model:
         self.epochs_done, self.pretrained = checkpoint['epochs_done'], checkpoint['pretrained']
 
     def _augmented_batch(self, source, target, index, rng):
-        x = source[index].to(self.device).float().div_(255)
-        y = target[index].to(self.device).float().div_(255)
+        x, y = _channels_last(source[index], self.device), _channels_last(target[index], self.device)
         if self.recipe['swap'] and rng.random() < 0.5:  # either noisy copy is a fair target
             x, y = y, x
         if self.recipe['symmetries']:
@@ -1124,7 +1168,7 @@ class Model:
         output = images.new_empty(images.shape).float()
         chunk = max(1, self.PREDICT_PIXELS // (images.shape[-2] * images.shape[-1]))
         for start in range(0, images.shape[0], chunk):
-            batch = images[start:start + chunk].to(self.device).float().div_(255)
+            batch = _channels_last(images[start:start + chunk], self.device)
             output[start:start + chunk] = self._denoise_tiled(batch).to(output.device)
         output = output.clamp_(0, 1).mul_(255)
         return output if test_input.dim() == 4 else output[0]
@@ -1132,10 +1176,10 @@ class Model:
     def _denoise_tiled(self, x):
         """Pad to the total stride (reflect), run tile by tile, crop back."""
         h, w = x.shape[-2:]
-        s = self.TOTAL_STRIDE
+        s = self.total_stride
         pad_h, pad_w = -h % s, -w % s
         x = x[..., _reflect_index(h, 0, pad_h, x), :][..., _reflect_index(w, 0, pad_w, x)]
-        tile, margin = self.PREDICT_TILE, self.TILE_MARGIN
+        tile, margin = self.PREDICT_TILE, self.tile_margin
         if max(x.shape[-2:]) <= tile + 2 * margin:
             return self.network(x)[..., :h, :w]
         out = x.new_empty(x.shape)

@@ -1,0 +1,165 @@
+"""Benchmark our framework against torch.nn on the same networks, in one process.
+
+    python -m Miniproject_2.others.bench --out results/bench.json
+
+For the course's baseline network and for the network ``Model`` ships, it builds our
+network and its torch.nn twin (eager, autograd) with the same weights, first checks that
+both compute the same outputs and gradients (relative 1e-4: speed never comes from a
+wrong result), then times, interleaved, the median of repeats after a warm-up:
+
+1. a training step (forward, MSE, backward, Adam step) at batch 32 and 100;
+2. ``predict`` on 1,000 images of 32x32;
+3. ``predict`` on one 512x512 and one 2048x2048 image;
+
+and records how much memory each of our runs adds at its peak (Linux's peak RSS). Ratios are ours / torch: below 1 is
+faster. Timings on a shared machine move between runs; ratios measured side by side in one
+run are what the README quotes.
+"""
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from Miniproject_2 import model as ours
+from Miniproject_2.others.twin import torch_twin
+
+
+def _status_mb(field):
+    with open('/proc/self/status') as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field)) / 1024
+
+
+def current_rss_mb():
+    return _status_mb('VmRSS')
+
+
+def peak_rss_mb():
+    return _status_mb('VmHWM')
+
+
+def reset_peak_rss():
+    """Make the kernel's peak-RSS counter restart from the current use (Linux)."""
+    with open('/proc/self/clear_refs', 'w') as clear:
+        clear.write('5')
+
+
+def median_seconds(functions, repeats, warmup=2):
+    """Median seconds of each function, run interleaved so drift hits both alike."""
+    for function in functions:
+        for _ in range(warmup):
+            function()
+    times = [[] for _ in functions]
+    for _ in range(repeats):
+        for function, samples in zip(functions, times):
+            started = time.perf_counter()
+            function()
+            samples.append(time.perf_counter() - started)
+    return [statistics.median(samples) for samples in times]
+
+
+def check_same_results(network, twin, batch=4, size=32):
+    """Outputs, input and weight gradients of the two networks agree to relative 1e-4."""
+    x = torch.rand(batch, 3, size, size)
+    grad = torch.randn(batch, 3, size, size)
+    output = network(x)
+    network.zero_grad()
+    first = network.compute_input_grad
+    network.compute_input_grad = True
+    grad_input = network.backward(grad)
+    network.compute_input_grad = first
+    leaf = x.clone().requires_grad_()
+    reference = twin(leaf)
+    twin.zero_grad()
+    reference.backward(grad)
+
+    def close(a, b, what):
+        error = ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+        if error > 1e-4:
+            raise AssertionError(f'{what} differs from torch.nn by {error:.1e} (relative)')
+    close(output, reference.detach(), 'output')
+    close(grad_input, leaf.grad, 'input gradient')
+    for (_, ours_grad), theirs in zip(network.param(), twin.parameters()):
+        close(ours_grad, theirs.grad, 'a weight gradient')
+
+
+def training_step_pair(network, twin, batch):
+    x, y = torch.rand(batch, 3, 32, 32), torch.rand(batch, 3, 32, 32)
+    loss = ours.MSE()
+    optimizer = ours.Adam(network.param())
+    twin_optimizer = torch.optim.Adam(twin.parameters())
+
+    def ours_step():
+        optimizer.zero_grad()
+        loss(network(x), y)
+        network.backward(loss.backward())
+        optimizer.step()
+
+    def torch_step():
+        twin_optimizer.zero_grad()
+        torch.nn.functional.mse_loss(twin(x), y).backward()
+        twin_optimizer.step()
+    return ours_step, torch_step
+
+
+def predict_pair(model, twin, images):
+    def ours_predict():
+        return model.predict(images)
+
+    def torch_predict():
+        with torch.no_grad():
+            return twin(images / 255).clamp_(0, 1).mul_(255)
+    return ours_predict, torch_predict
+
+
+def benchmark(name, model, repeats):
+    """All timings of one network; ``model`` is a Model whose network is measured."""
+    network = model.network
+    twin = torch_twin(network)
+    check_same_results(network, twin)
+    print(f'{name}: outputs and gradients match torch.nn', file=sys.stderr)
+    cases = {f'train_step_batch_{b}': training_step_pair(network, twin, b) for b in (32, 100)}
+    cases['predict_1000x32x32'] = predict_pair(model, twin, torch.rand(1000, 3, 32, 32) * 255)
+    cases['predict_512x512'] = predict_pair(model, twin, torch.rand(1, 3, 512, 512) * 255)
+    cases['predict_2048x2048'] = predict_pair(model, twin, torch.rand(1, 3, 2048, 2048) * 255)
+    results = {}
+    for case, (ours_run, torch_run) in cases.items():
+        single = '2048' in case  # seconds per run: time one run of each
+        before = current_rss_mb()
+        reset_peak_rss()
+        ours_run()
+        extra_memory = peak_rss_mb() - before
+        ours_seconds, torch_seconds = median_seconds(
+            [ours_run, torch_run], repeats=1 if single else repeats, warmup=0 if single else 1)
+        results[case] = {'ours_s': ours_seconds, 'torch_s': torch_seconds,
+                         'ratio': ours_seconds / torch_seconds, 'ours_extra_memory_mb': extra_memory}
+        print(f'{name:9s} {case:22s} ours {ours_seconds * 1e3:9.1f} ms  torch '
+              f'{torch_seconds * 1e3:9.1f} ms  ratio {ours_seconds / torch_seconds:.2f}  '
+              f'ours +{extra_memory:.0f} MB', file=sys.stderr)
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--out', default='results/bench.json', help='JSON file to write')
+    parser.add_argument('--repeats', type=int, default=7)
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    shipped = ours.Model()
+    baseline = ours.Model(network='baseline', widths=(64,))
+    report = {'machine': {'cpu': platform.processor() or platform.machine(),
+                          'threads': torch.get_num_threads(), 'torch': torch.__version__},
+              'architecture': shipped.architecture,
+              'baseline': benchmark('baseline', baseline, args.repeats),
+              'shipped': benchmark('shipped', shipped, args.repeats)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1, default=list) + '\n')
+    print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,398 @@
+"""Model end to end on tiny data: predict's shapes, dtypes, padding and tiling; what bad input
+to predict/train/load_pretrained_model gets; a weights file can never run code; training is
+deterministic."""
+import io
+import os
+import pathlib
+import pickle
+
+import pytest
+import torch
+
+import strategies  # noqa: F401  (its import limits torch to one intra-op thread)
+from Miniproject_2.model import Model
+
+TINY = dict(widths=(8, 16))
+DEEP = dict(widths=(8, 8, 8, 8))
+
+
+@pytest.fixture(scope='module')
+def model():
+    torch.manual_seed(0)
+    return Model(**TINY)
+
+
+def images(*shape, dtype=torch.float32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8)
+    return x if dtype == torch.uint8 else x.to(dtype)
+
+
+def reflect(i, n):
+    """Index i of an axis of length n, reflect-padded (-1 -> 1, n -> n - 2, and on)."""
+    if n == 1:
+        return 0
+    i %= 2 * n - 2
+    return 2 * n - 2 - i if i >= n else i
+
+
+def reference(model, x):
+    """What predict should compute: scale, reflect-pad bottom/right to the total stride,
+    the whole network at once, crop, clamp, rescale."""
+    batch = x.float().unsqueeze(0) if x.dim() == 3 else x.float()
+    h, w = batch.shape[-2:]
+    s = model.total_stride
+    rows = [reflect(i, h) for i in range(h + (-h % s))]
+    cols = [reflect(j, w) for j in range(w + (-w % s))]
+    padded = (batch / 255)[..., rows, :][..., cols].contiguous()
+    out = model.network(padded)[..., :h, :w].clamp(0, 1) * 255
+    return out if x.dim() == 4 else out[0]
+
+
+# --------------------------------------------------------------------------------------
+# predict: shapes, dtypes, padding
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('shape', [(2, 3, 17, 23), (3, 17, 23), (1, 3, 16, 16), (3, 5, 4),
+                                   (2, 3, 1, 7), (1, 3, 1, 1), (3, 1, 1), (3, 3, 3)])
+@pytest.mark.parametrize('dtype', [torch.uint8, torch.float32, torch.float64])
+def test_predict_shape_dtype_range(model, shape, dtype):
+    x = images(*shape, dtype=dtype)
+    expected = reference(model, x)
+    y = model.predict(x)
+    assert y.shape == x.shape and y.dtype == torch.float32 and y.device == x.device
+    assert y.isfinite().all() and y.min() >= 0 and y.max() <= 255
+    torch.testing.assert_close(y, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize('arch', [{}, DEEP], ids=['shipped', '4-level'])
+@pytest.mark.parametrize('side', [(1, 1), (3, 3), (1, 5), (9, 2)])
+def test_tiny_images_every_architecture(arch, side):
+    torch.manual_seed(0)
+    m = Model(**arch)
+    x = images(2, 3, *side)
+    expected = reference(m, x)
+    y = m.predict(x)
+    assert y.shape == x.shape
+    torch.testing.assert_close(y, expected, atol=1e-4, rtol=0)
+
+
+def test_uint8_and_float_agree(model):
+    x = images(2, 3, 11, 13, dtype=torch.uint8)
+    batch = model.predict(x)
+    torch.testing.assert_close(batch, model.predict(x.float()), atol=1e-4, rtol=0)
+    torch.testing.assert_close(model.predict(x[0]), batch[0], atol=1e-4, rtol=0)
+
+
+def test_predict_leaves_its_input_alone(model):
+    for dtype in (torch.uint8, torch.float32, torch.float64):
+        x = images(2, 3, 9, 9, dtype=dtype)
+        kept = x.clone()
+        model.predict(x)
+        model.predict(x[0])
+        assert torch.equal(x, kept), f'predict modified its {dtype} input'
+
+
+def test_empty_batch_gives_an_empty_result(model):
+    for dtype in (torch.uint8, torch.float32):
+        y = model.predict(torch.zeros(0, 3, 8, 8, dtype=dtype))
+        assert y.shape == (0, 3, 8, 8) and y.dtype == torch.float32
+
+
+# --------------------------------------------------------------------------------------
+# predict: tiled == untiled
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('arch, tile, shape', [({}, 64, (1, 3, 213, 90)),
+                                               (DEEP, 32, (3, 171, 101)),
+                                               (TINY, 16, (2, 3, 45, 61))],
+                         ids=['shipped', '4-level', 'tiny'])
+def test_tiled_equals_untiled(arch, tile, shape):
+    torch.manual_seed(0)
+    m = Model(**arch)
+    x = images(*shape)
+    whole = m.predict(x.clone())
+    m.PREDICT_TILE = tile
+    assert max(shape[-2:]) > tile + 2 * m.tile_margin, 'the image must need tiles'
+    calls = []
+    forward = m.network.forward
+    m.network.forward = lambda t: calls.append(t.shape) or forward(t)
+    tiled = m.predict(x.clone())
+    assert len(calls) > 1, 'predict did not tile'
+    assert (tiled - whole).abs().max() <= 1e-4
+
+
+# --------------------------------------------------------------------------------------
+# predict / train: bad input
+# --------------------------------------------------------------------------------------
+
+BAD_SHAPES = [(3, 8), (8,), (), (1, 1, 3, 8, 8), (1, 1, 8, 8), (2, 4, 8, 8), (4, 8, 8),
+              (1, 8, 8)]
+
+
+@pytest.mark.parametrize('shape', BAD_SHAPES)
+def test_predict_wrong_shape(model, shape):
+    with pytest.raises(ValueError, match=r'test_input must be \(N, 3, H, W\) or \(3, H, W\)'):
+        model.predict(torch.zeros(shape))
+
+
+@pytest.mark.parametrize('shape', BAD_SHAPES)
+def test_train_wrong_shape(model, shape):
+    good = images(4, 3, 8, 8)
+    with pytest.raises(ValueError, match='train_input must be'):
+        model.train(torch.zeros(shape), good, 1, log=None)
+    with pytest.raises(ValueError, match='train_target must be'):
+        model.train(good, torch.zeros(shape), 1, log=None)
+
+
+@pytest.mark.parametrize('dtype', [torch.int64, torch.int32, torch.int8, torch.bool])
+def test_integer_and_bool_images_are_refused(model, dtype):
+    x = torch.zeros(1, 3, 8, 8, dtype=dtype)
+    with pytest.raises(TypeError, match='test_input must be uint8 or floating point'):
+        model.predict(x)
+    with pytest.raises(TypeError, match='train_input must be uint8 or floating point'):
+        model.train(x, images(1, 3, 8, 8), 1, log=None)
+
+
+@pytest.mark.parametrize('bad', [[[[0.0]]], 3.0, None, 'image'])
+def test_non_tensors_are_refused(model, bad):
+    with pytest.raises(TypeError, match='must be a torch tensor'):
+        model.predict(bad)
+    with pytest.raises(TypeError, match='must be a torch tensor'):
+        model.train(bad, images(1, 3, 8, 8), 1, log=None)
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), -float('inf')])
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_nan_and_inf_pixels(model, value, dtype):
+    x = images(2, 3, 8, 8, dtype=dtype)
+    x[1, 2, 3, 4] = value
+    with pytest.raises(ValueError, match='test_input contains NaN or infinite pixels'):
+        model.predict(x)
+    with pytest.raises(ValueError, match='train_input contains NaN or infinite'):
+        model.train(x, images(2, 3, 8, 8), 1, log=None)
+    with pytest.raises(ValueError, match='train_target contains NaN or infinite'):
+        model.train(images(2, 3, 8, 8), x, 1, log=None)
+
+
+@pytest.mark.parametrize('value', [-1.0, -1e-3, 255.5, 1e6])
+def test_pixels_outside_0_255_are_refused(model, value):
+    """Out-of-range pixels are a caller's mistake (0-1 images are not caught, but
+    normalised ones are): predict and train both raise, rather than clamp silently."""
+    x = images(2, 3, 8, 8)
+    x[0, 1, 2, 3] = value
+    with pytest.raises(ValueError, match='test_input has pixels outside 0-255'):
+        model.predict(x)
+    with pytest.raises(ValueError, match='train_target has pixels outside 0-255'):
+        model.train(images(2, 3, 8, 8), x, 1, log=None)
+
+
+def test_range_limits_themselves_are_fine(model):
+    x = torch.zeros(1, 3, 4, 4)
+    x[0, 0] = 255.0
+    assert model.predict(x).shape == x.shape
+
+
+def test_train_empty_batch(model):
+    with pytest.raises(ValueError, match='train_input is empty'):
+        model.train(torch.zeros(0, 3, 8, 8), torch.zeros(0, 3, 8, 8), 1, log=None)
+
+
+@pytest.mark.parametrize('other', [(4, 3, 8, 9), (3, 3, 8, 8), (3, 8, 8)])
+def test_train_shape_mismatch(model, other):
+    with pytest.raises(ValueError, match='must have the same shape'):
+        model.train(images(4, 3, 8, 8), images(*other), 1, log=None)
+
+
+@pytest.mark.parametrize('epochs', [0, -1, 1.0, 2.5, '1', None, True])
+def test_train_bad_num_epochs(model, epochs):
+    with pytest.raises(ValueError, match='num_epochs must be a positive int'):
+        model.train(images(4, 3, 8, 8), images(4, 3, 8, 8), epochs, log=None)
+
+
+def test_train_images_too_small(model):
+    with pytest.raises(ValueError, match='training images must be at least'):
+        model.train(images(4, 3, 3, 8), images(4, 3, 3, 8), 1, log=None)
+
+
+def test_bad_input_leaves_weights_untouched(model):
+    before = model.network.state_dict()
+    for args in [(torch.zeros(0, 3, 8, 8), torch.zeros(0, 3, 8, 8), 1),
+                 (images(4, 3, 8, 8), images(4, 3, 8, 8), 0)]:
+        with pytest.raises(ValueError):
+            model.train(*args, log=None)
+    after = model.network.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+# --------------------------------------------------------------------------------------
+# load_pretrained_model
+# --------------------------------------------------------------------------------------
+
+def weights_equal(a, b):
+    sa, sb = a.network.state_dict(), b.network.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_save_load_round_trip_rebuilds_the_architecture(tmp_path):
+    torch.manual_seed(1)
+    saved = Model(**DEEP)
+    saved.save(tmp_path / 'w.pth')
+    loaded = Model(**TINY)
+    loaded.load_pretrained_model(tmp_path / 'w.pth')
+    assert loaded.architecture['widths'] == (8, 8, 8, 8) and loaded.total_stride == 8
+    assert loaded.pretrained and weights_equal(saved, loaded)
+    x = images(3, 19, 21, dtype=torch.uint8)
+    assert torch.equal(saved.predict(x), loaded.predict(x))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match='weights file not found'):
+        Model(**TINY).load_pretrained_model(tmp_path / 'nope.pth')
+    with pytest.raises(FileNotFoundError, match='weights file not found'):
+        Model(**TINY).load_pretrained_model(tmp_path)   # a folder is not a weights file
+
+
+def unchanged_after(path, error, match):
+    """Loading ``path`` raises ``error`` and leaves the model exactly as it was."""
+    torch.manual_seed(0)
+    m, twin = Model(**TINY), Model(**TINY)
+    twin.network.load_state_dict(m.network.state_dict())
+    with pytest.raises(error, match=match):
+        m.load_pretrained_model(path)
+    assert m.architecture == twin.architecture and m.total_stride == twin.total_stride
+    assert weights_equal(m, twin) and not m.pretrained
+
+
+def test_truncated_file(tmp_path):
+    Model(**TINY).save(tmp_path / 'w.pth')
+    data = (tmp_path / 'w.pth').read_bytes()
+    (tmp_path / 'cut.pth').write_bytes(data[:len(data) // 2])
+    unchanged_after(tmp_path / 'cut.pth', RuntimeError, 'cannot read weights file')
+
+
+@pytest.mark.parametrize('content', [b'', os.urandom(2000), b'PK\x03\x04' + os.urandom(300),
+                                     b'not a weights file\n'], ids=['empty', 'random', 'zip-ish',
+                                                                    'text'])
+def test_garbage_file(tmp_path, content):
+    (tmp_path / 'w.pth').write_bytes(content)
+    unchanged_after(tmp_path / 'w.pth', RuntimeError, 'cannot read weights file')
+
+
+def good_state(arch=TINY):
+    torch.manual_seed(0)
+    m = Model(**arch)
+    return {'architecture': m._architecture_lists(), 'state_dict': m.network.state_dict()}
+
+
+def save(tmp_path, obj):
+    path = tmp_path / 'w.pth'
+    torch.save(obj, path)
+    return path
+
+
+@pytest.mark.parametrize('obj', [[1, 2], {'state_dict': {}}, {'architecture': {}},
+                                 torch.zeros(3), {'architecture': [], 'state_dict': {}}],
+                         ids=['list', 'no-arch', 'no-state', 'tensor', 'arch-not-dict'])
+def test_not_a_weights_file(tmp_path, obj):
+    unchanged_after(save(tmp_path, obj), ValueError, 'is not a weights file of this model')
+
+
+def test_plain_state_dict_is_refused(tmp_path):
+    """A bare state dict (what other projects save) is not this model's file format."""
+    unchanged_after(save(tmp_path, good_state()['state_dict']), ValueError,
+                    'is not a weights file of this model')
+
+
+@pytest.mark.parametrize('arch', [dict(widths=[8]), dict(widths=[]), dict(widths='ab'),
+                                  dict(activation='swish'), dict(upsampling='bicubic'),
+                                  dict(skip='mul'), dict(colour='blue')])
+def test_unknown_architecture(tmp_path, arch):
+    state = good_state()
+    state['architecture'].update(arch)
+    unchanged_after(save(tmp_path, state), ValueError, 'unknown architecture')
+
+
+@pytest.mark.parametrize('change', ['drop', 'extra', 'shape', 'other-arch', 'not-tensor'])
+def test_state_dict_not_matching_its_architecture(tmp_path, change):
+    """The loader rebuilds the network the file declares; here the state dict disagrees with
+    that declaration (the file says 4 levels, for instance, but holds a 2-level network)."""
+    state = good_state(DEEP)
+    params = state['state_dict']
+    name = sorted(params)[0]
+    if change == 'drop':
+        del params[name]
+    elif change == 'extra':
+        params['surplus.weight'] = torch.zeros(3)
+    elif change == 'shape':
+        params[name] = torch.zeros(1, *params[name].shape)
+    elif change == 'other-arch':
+        state['state_dict'] = good_state(TINY)['state_dict']
+    else:
+        params[name] = 1.5
+    unchanged_after(save(tmp_path, state), ValueError, 'does not match the network|'
+                    'wrong shape|w.pth')
+
+
+class Touch:
+    """Unpickling this creates ``path``: a stand-in for arbitrary code."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (self.path,)
+
+
+@pytest.mark.filterwarnings('ignore:Detected pickle protocol')
+@pytest.mark.parametrize('writer', ['pickle', 'torch.save', 'torch.save-in-weights'])
+def test_malicious_pickle_never_runs(tmp_path, writer):
+    # The payload works: plain pickle.load does create the file...
+    probe = tmp_path / 'probe'
+    pickle.loads(pickle.dumps(Touch(probe)))
+    assert probe.exists()
+    # ...but load_pretrained_model never unpickles it.
+    marker, path = tmp_path / 'pwned', tmp_path / 'evil.pth'
+    if writer == 'pickle':
+        with open(path, 'wb') as f:
+            pickle.dump({'architecture': {}, 'state_dict': Touch(marker)}, f)
+    elif writer == 'torch.save':
+        torch.save(Touch(marker), path)
+    else:
+        state = good_state()
+        state['architecture']['hook'] = Touch(marker)
+        torch.save(state, path)
+    unchanged_after(path, RuntimeError, 'cannot read weights file')
+    assert not marker.exists()
+
+
+def test_load_from_a_file_object_path_types(tmp_path):
+    """str and pathlib paths both work."""
+    Model(**TINY).save(tmp_path / 'w.pth')
+    Model(**TINY).load_pretrained_model(str(tmp_path / 'w.pth'))
+    Model(**TINY).load_pretrained_model(tmp_path / 'w.pth')
+
+
+# --------------------------------------------------------------------------------------
+# training: end to end, deterministic
+# --------------------------------------------------------------------------------------
+
+def train_once(seed=0):
+    torch.manual_seed(seed)
+    m = Model(**TINY)
+    m.recipe['batch_size'] = 16
+    clean = images(64, 3, 16, 16, seed=1).float()
+    noise = torch.Generator().manual_seed(2)
+    noisy = [(clean + 20 * torch.randn(clean.shape, generator=noise)).clamp(0, 255)
+             for _ in range(2)]
+    log = io.StringIO()
+    assert m.train(noisy[0], noisy[1].to(torch.uint8), 1, log=log) is m
+    assert 'epoch 1/1' in log.getvalue() and m.epochs_done == 1
+    return m
+
+
+def test_training_is_deterministic():
+    a, b = train_once(), train_once()
+    assert weights_equal(a, b)
+    torch.manual_seed(0)
+    assert not weights_equal(a, Model(**TINY)), 'training did not change the weights'
