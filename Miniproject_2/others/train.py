@@ -9,8 +9,8 @@ read by the report). Running the same command again resumes where the run stoppe
 finished run is not trained again. ``--out`` receives the weights of the best validation
 epoch, in the format ``Model.load_pretrained_model`` reads.
 
-Settings other than the defaults make the ablations: ``--widths``, ``--activation``,
-``--upsampling``, ``--lr``, ``--batch-size``, ``--no-symmetries``, ``--no-swap``,
+Settings other than the defaults make the ablations: ``--network baseline`` (the course's
+network), ``--widths``, ``--skip``, ``--activation``, ``--upsampling``, ``--lr``, ``--batch-size``, ``--no-symmetries``, ``--no-swap``,
 ``--n-train`` (a subset), ``--clean-targets`` (Noise2Clean), ``--framework torch`` (the
 torch.nn twin trained by autograd with the same recipe).
 """
@@ -47,8 +47,9 @@ def validation_psnr(model, val_noisy, val_clean):
 
 def make_model(settings):
     """A Model, or its torch.nn twin, with the run's architecture and recipe."""
-    architecture = {'widths': tuple(settings['widths']), 'activation': settings['activation'],
-                    'upsampling': settings['upsampling']}
+    architecture = {'network': settings['network'], 'widths': tuple(settings['widths']),
+                    'activation': settings['activation'], 'upsampling': settings['upsampling'],
+                    'skip': settings['skip']}
     if settings['framework'] == 'torch':
         from Miniproject_2.others.twin import TorchTwinModel
         model = TorchTwinModel(**architecture)
@@ -61,6 +62,12 @@ def make_model(settings):
     return model
 
 
+def run_folder(kind, label):
+    """``results/runs/<kind>-<label as a file name>``: where the run a table row names lives."""
+    words = (''.join(c for c in word if c.isalnum()) for word in label.lower().split())
+    return Path('results/runs') / '-'.join([kind, *filter(None, words)])
+
+
 def _save_atomically(obj, path):
     partial = Path(f'{path}.partial')
     torch.save(obj, partial)
@@ -68,7 +75,7 @@ def _save_atomically(obj, path):
 
 
 def train_run(settings, data, run, out=None):
-    """Train (or resume) the run described by ``settings``; return its log."""
+    """Train (or resume) the run described by ``settings``; return its log and model."""
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
     checkpoint_path, log_path = run / 'checkpoint.pt', run / 'log.json'
@@ -77,7 +84,9 @@ def train_run(settings, data, run, out=None):
     log = {'settings': settings, 'epochs': []}
     if checkpoint_path.exists():
         saved = torch.load(checkpoint_path, weights_only=True)
-        if saved['log']['settings'] != settings:
+        # A setting added after the run started counts as its default value.
+        saved_settings = {**parse_settings(['--run', str(run)])[0], **saved['log']['settings']}
+        if saved_settings != {**settings, 'data': saved_settings['data']}:
             raise ValueError(f'{run} holds a run with other settings '
                              f'({saved["log"]["settings"]}); use another --run folder')
         model.restore(saved['model'])
@@ -85,7 +94,7 @@ def train_run(settings, data, run, out=None):
         print(f'resuming {run} after epoch {model.epochs_done}', file=sys.stderr)
     if model.epochs_done >= settings['epochs']:
         print(f'{run} is complete ({model.epochs_done} epochs)', file=sys.stderr)
-        return log
+        return log, model
 
     (train_a, train_b), (val_noisy, val_clean) = data
     if settings['n_train']:
@@ -112,7 +121,7 @@ def train_run(settings, data, run, out=None):
 
     model.train(train_a, train_b, settings['epochs'], start_epoch=model.epochs_done,
                 on_epoch_end=end_of_epoch)
-    return log
+    return log, model
 
 
 def parse_settings(argv=None):
@@ -122,8 +131,10 @@ def parse_settings(argv=None):
     parser.add_argument('--out', help='where to write the best weights (e.g. Miniproject_2/bestmodel.pth)')
     parser.add_argument('--epochs', type=int, default=20)
     defaults = {**Model.ARCHITECTURE, **Model.RECIPE}
+    parser.add_argument('--network', default=defaults['network'], choices=['unet', 'baseline'])
     parser.add_argument('--widths', default=','.join(map(str, defaults['widths'])),
                         help='channels per U-Net level, comma-separated')
+    parser.add_argument('--skip', default=defaults['skip'], choices=['concat', 'add'])
     parser.add_argument('--activation', default=defaults['activation'],
                         choices=['relu', 'leaky_relu', 'elu'])
     parser.add_argument('--upsampling', default=defaults['upsampling'],
@@ -137,8 +148,8 @@ def parse_settings(argv=None):
     parser.add_argument('--framework', default='ours', choices=['ours', 'torch'])
     parser.add_argument('--seed', type=int, default=defaults['seed'])
     args = parser.parse_args(argv)
-    settings = {'data': str(args.data), 'epochs': args.epochs,
-                'widths': [int(w) for w in args.widths.split(',')],
+    settings = {'data': str(args.data), 'epochs': args.epochs, 'network': args.network,
+                'widths': [int(w) for w in args.widths.split(',')], 'skip': args.skip,
                 'activation': args.activation, 'upsampling': args.upsampling, 'lr': args.lr,
                 'batch_size': args.batch_size, 'symmetries': not args.no_symmetries,
                 'swap': not args.no_swap, 'n_train': args.n_train,
@@ -149,7 +160,7 @@ def parse_settings(argv=None):
 
 def main(argv=None):
     settings, args = parse_settings(argv)
-    log = train_run(settings, load_pairs(args.data), args.run, args.out)
+    log, _ = train_run(settings, load_pairs(args.data), args.run, args.out)
     best = max(log['epochs'], key=lambda e: e['val_psnr'])
     print(f"best validation PSNR {best['val_psnr']:.3f} dB at epoch {best['epoch']}")
 

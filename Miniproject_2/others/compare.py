@@ -1,0 +1,98 @@
+"""Side-by-side denoising comparison on the validation set.
+
+    python -m Miniproject_2.others.compare --data data --epochs 1 --out results/compare.json
+
+Trains, with the same recipe and the same budget (``--epochs`` over all training pairs),
+the shipped architecture in our framework (Noise2Noise), its torch.nn twin by autograd,
+the same network on clean targets (Noise2Clean) and the course's baseline network; then
+scores them, the shipped ``bestmodel.pth``, the noisy input and BM3D given each image's
+true sigma (the classical reference, optional: ``pip install bm3d``; about a second an
+image, so on the first ``--bm3d-images`` images, where every method is scored too). PSNR
+is the mean over images of each image's PSNR, as the course's test computes it.
+
+Runs live in ``results/runs/compare-*`` and resume like any training run.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from Miniproject_2.model import Model
+from Miniproject_2.others.data import VAL_SIGMA_FILE, psnr_per_image
+from Miniproject_2.others.train import load_pairs, parse_settings, run_folder, train_run
+
+CONTENDERS = {  # name: training-command options on top of the defaults
+    'ours (Noise2Noise)': [],
+    'torch.nn twin (Noise2Noise)': ['--framework', 'torch'],
+    'ours (Noise2Clean)': ['--clean-targets'],
+    'course baseline, ours (Noise2Noise)': ['--network', 'baseline', '--widths', '64',
+                                            '--lr', '1e-3'],
+}
+
+
+def bm3d_denoise(noisy, sigma):
+    """BM3D (colour) of 0-255 uint8 images given each one's true sigma (0-255 scale)."""
+    try:
+        import bm3d
+    except ImportError:
+        raise SystemExit('BM3D needs `pip install bm3d` (or pass --bm3d-images 0)') from None
+    from tqdm import tqdm
+    out = torch.empty(noisy.shape)
+    for i in tqdm(range(noisy.shape[0]), desc='BM3D', file=sys.stderr):
+        image = noisy[i].permute(1, 2, 0).double().div(255).numpy()
+        clean = bm3d.bm3d_rgb(image, float(sigma[i]) / 255)
+        out[i] = torch.from_numpy(clean).permute(2, 0, 1).clamp(0, 1).mul(255)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--data', default='data')
+    parser.add_argument('--epochs', type=int, default=1, help='budget of every trained contender')
+    parser.add_argument('--bm3d-images', type=int, default=250)
+    parser.add_argument('--out', default='results/compare.json')
+    args = parser.parse_args(argv)
+    data = load_pairs(args.data)
+    val_noisy, val_clean = data[1]
+    k = args.bm3d_images
+
+    def scores(denoised):
+        psnr = psnr_per_image(denoised, val_clean.float())
+        return {'psnr': psnr.mean().item(), f'psnr_first_{k}': psnr[:k].mean().item()}
+
+    results = {'noisy input': scores(val_noisy.float())}
+    shipped = Model()
+    shipped.load_pretrained_model()
+    results['shipped bestmodel.pth'] = scores(shipped.predict(val_noisy))
+    for name, options in CONTENDERS.items():
+        run = run_folder('compare', name)
+        settings, _ = parse_settings(['--data', args.data, '--epochs', str(args.epochs),
+                                      '--run', str(run), *options])
+        log, model = train_run(settings, data, run)
+        results[name] = {**scores(model.predict(val_noisy)),
+                         'train_seconds': sum(e['seconds'] for e in log['epochs'])}
+    if k:
+        sigma = torch.load(Path(args.data) / VAL_SIGMA_FILE, weights_only=True)
+        started = time.perf_counter()
+        denoised = bm3d_denoise(val_noisy[:k], sigma[:k])
+        psnr = psnr_per_image(denoised, val_clean[:k].float()).mean().item()
+        results['BM3D, true sigma'] = {f'psnr_first_{k}': psnr,
+                                       'seconds': time.perf_counter() - started}
+    report = {'epochs': args.epochs, 'n_val': int(val_noisy.shape[0]), 'bm3d_images': k,
+              'results': results}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1) + '\n')
+    print(f'| method | PSNR, all {val_noisy.shape[0]} (dB) | PSNR, first {k} (dB) |')
+    print('|---|---|---|')
+    for name, r in results.items():
+        all_images = f"{r['psnr']:.2f}" if 'psnr' in r else '-'
+        print(f"| {name} | {all_images} | {r[f'psnr_first_{k}']:.2f} |" if k else
+              f'| {name} | {all_images} | - |')
+    print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()

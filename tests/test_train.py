@@ -1,0 +1,86 @@
+"""The training command: checkpoints every epoch, resumes exactly, keeps the best weights."""
+import json
+
+import pytest
+import torch
+
+from Miniproject_2.model import Model
+from Miniproject_2.others import train
+
+
+@pytest.fixture
+def data_folder(tmp_path):
+    """A tiny course-format data folder: 64 noisy pairs and 16 validation pairs of 16x16."""
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.randint(0, 256, (80, 3, 16, 16), generator=generator, dtype=torch.uint8)
+
+    def noisy():
+        noise = torch.randn(clean.shape, generator=generator) * 20
+        return (clean + noise).round().clamp(0, 255).to(torch.uint8)
+    folder = tmp_path / 'data'
+    folder.mkdir()
+    torch.save((noisy()[:64], noisy()[:64]), folder / 'train_data.pkl')
+    torch.save((noisy()[64:], clean[64:]), folder / 'val_data.pkl')
+    return folder
+
+
+def settings_for(folder, run, epochs=2):
+    settings, _ = train.parse_settings(['--data', str(folder), '--run', str(run),
+                                        '--epochs', str(epochs), '--widths', '8,8',
+                                        '--batch-size', '16'])
+    return settings
+
+
+def test_interrupted_run_resumes_to_the_same_weights(data_folder, tmp_path, monkeypatch):
+    data = train.load_pairs(data_folder)
+    _, straight = train.train_run(settings_for(data_folder, tmp_path / 'a'), data, tmp_path / 'a')
+
+    real_save = train._save_atomically
+
+    def save_then_die(obj, path):  # the session ends right after the first checkpoint
+        real_save(obj, path)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train, '_save_atomically', save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_run(settings_for(data_folder, tmp_path / 'b'), data, tmp_path / 'b')
+    monkeypatch.setattr(train, '_save_atomically', real_save)
+    log, resumed = train.train_run(settings_for(data_folder, tmp_path / 'b'), data, tmp_path / 'b')
+
+    assert [e['epoch'] for e in log['epochs']] == [1, 2]
+    for name, tensor in straight.network.state_dict().items():
+        assert torch.equal(tensor, resumed.network.state_dict()[name]), name
+    assert json.loads((tmp_path / 'b' / 'log.json').read_text())['epochs'] == log['epochs']
+
+
+def test_finished_run_is_not_trained_again(data_folder, tmp_path):
+    data = train.load_pairs(data_folder)
+    settings = settings_for(data_folder, tmp_path / 'run', epochs=1)
+    first, _ = train.train_run(settings, data, tmp_path / 'run')
+    again, _ = train.train_run(settings, data, tmp_path / 'run')
+    assert again == first
+
+
+def test_other_settings_refuse_the_run_folder(data_folder, tmp_path):
+    data = train.load_pairs(data_folder)
+    train.train_run(settings_for(data_folder, tmp_path / 'run', epochs=1), data, tmp_path / 'run')
+    with pytest.raises(ValueError, match='other settings'):
+        train.train_run(settings_for(data_folder, tmp_path / 'run', epochs=3), data,
+                        tmp_path / 'run')
+
+
+def test_best_weights_load_as_pretrained(data_folder, tmp_path):
+    out = tmp_path / 'best.pth'
+    train.main(['--data', str(data_folder), '--run', str(tmp_path / 'run'), '--epochs', '2',
+                '--widths', '8,8', '--batch-size', '16', '--out', str(out)])
+    log = json.loads((tmp_path / 'run' / 'log.json').read_text())
+    model = Model()
+    model.load_pretrained_model(out)
+    assert model.architecture['widths'] == (8, 8)
+    best = max(e['val_psnr'] for e in log['epochs'])
+    (noisy, clean) = train.load_pairs(data_folder)[1]
+    assert train.validation_psnr(model, noisy, clean) == pytest.approx(best, abs=1e-6)
+
+
+def test_missing_data_names_the_command_that_builds_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match='Miniproject_2.others.data'):
+        train.load_pairs(tmp_path)
