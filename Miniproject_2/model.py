@@ -120,7 +120,8 @@ class Module:
 
     def _check_floating(self, x, what='input'):
         if not hasattr(x, 'is_floating_point'):
-            raise TypeError(f'{type(self).__name__}: {what} must be a tensor, got {type(x).__name__}')
+            raise TypeError(f'{type(self).__name__}: {what} must be a tensor, '
+                            f'got {type(x).__name__}')
         if not x.is_floating_point():
             raise TypeError(f'{type(self).__name__}: {what} must be a floating-point tensor, '
                             f'got {x.dtype}')
@@ -274,7 +275,8 @@ class _ConvBase(Module):
         super().__init__()
         for name, value in (('in_channels', in_channels), ('out_channels', out_channels)):
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f'{type(self).__name__}: {name} must be a positive int, got {value!r}')
+                raise ValueError(f'{type(self).__name__}: {name} must be a positive int, '
+                                 f'got {value!r}')
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = _pair(kernel_size, 'kernel_size')
         self.stride = _pair(stride, 'stride')
@@ -329,7 +331,8 @@ class _ConvBase(Module):
                        f'got shape {tuple(input.shape)}')
         x = input if input.dim() == 4 else input.unsqueeze(0)
         if x.shape[1] != self.in_channels:
-            self._fail(f'expected {self.in_channels} input channels, got shape {tuple(input.shape)}')
+            self._fail(f'expected {self.in_channels} input channels, '
+                       f'got shape {tuple(input.shape)}')
         if x.dtype != self.weight.dtype:
             raise TypeError(f'{type(self).__name__}: input dtype {x.dtype} does not match the '
                             f'weight dtype {self.weight.dtype} (use .to(dtype=...))')
@@ -746,7 +749,8 @@ class SGD(Optimizer):
             if 'momentum_buffer' not in state:
                 state['momentum_buffer'] = grad.clone()
             else:
-                state['momentum_buffer'].mul_(momentum).add_(grad, alpha=1 - self.hyper['dampening'])
+                state['momentum_buffer'].mul_(momentum).add_(
+                    grad, alpha=1 - self.hyper['dampening'])
             buffer = state['momentum_buffer']
             grad = grad.add(buffer, alpha=momentum) if self.hyper['nesterov'] else buffer
         parameter.add_(grad, alpha=-self.lr)
@@ -934,6 +938,12 @@ def _dihedral(x, k):
     return x.flip([d for bit, d in ((1, -1), (2, -2)) if k & bit]) if k & 3 else x
 
 
+def _learning_rate(step, total_steps, peak, warmup_steps):
+    """Linear warm-up to ``peak`` over ``warmup_steps``, times a cosine decay to zero."""
+    warmup = min(1.0, (step + 1) / max(warmup_steps, 1))
+    return peak * warmup * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+
+
 def _channels_last(images, device):
     """0-255 images -> 0-1 float32 on ``device``, channels-last in memory (the layout the
     convolutions read fastest)."""
@@ -1095,10 +1105,8 @@ class Model:
             good_state = self.network.state_dict()
             started, loss_sum = time.perf_counter(), 0.0
             for i in range(steps_per_epoch):
-                step = epoch * steps_per_epoch + i
-                progress = step / total_steps
-                self.optimizer.lr = peak_lr * min(1.0, (step + 1) / max(warmup, 1)) * \
-                    0.5 * (1 + math.cos(math.pi * progress))
+                self.optimizer.lr = _learning_rate(epoch * steps_per_epoch + i, total_steps,
+                                                   peak_lr, warmup)
                 index = order[i * batch:(i + 1) * batch]
                 x, y = self._augmented_batch(source, target, index, rng)
                 loss = self._step(x, y)
@@ -1136,7 +1144,8 @@ class Model:
         self.epochs_done, self.pretrained = checkpoint['epochs_done'], checkpoint['pretrained']
 
     def _augmented_batch(self, source, target, index, rng):
-        x, y = _channels_last(source[index], self.device), _channels_last(target[index], self.device)
+        x = _channels_last(source[index], self.device)
+        y = _channels_last(target[index], self.device)
         if self.recipe['swap'] and rng.random() < 0.5:  # either noisy copy is a fair target
             x, y = y, x
         if self.recipe['symmetries']:

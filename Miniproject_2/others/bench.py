@@ -11,9 +11,9 @@ wrong result), then times, interleaved, the median of repeats after a warm-up:
 2. ``predict`` on 1,000 images of 32x32;
 3. ``predict`` on one 512x512 and one 2048x2048 image;
 
-and records how much memory each of our runs adds at its peak (Linux's peak RSS). Ratios are ours / torch: below 1 is
-faster. Timings on a shared machine move between runs; ratios measured side by side in one
-run are what the README quotes.
+and records how much memory each of our runs adds at its peak (Linux's peak RSS). Ratios
+are ours / torch: below 1 is faster. Timings on a shared machine move between runs; ratios
+measured side by side in one run are what the README quotes.
 """
 import argparse
 import json
@@ -136,7 +136,8 @@ def benchmark(name, model, repeats):
         ours_seconds, torch_seconds = median_seconds(
             [ours_run, torch_run], repeats=1 if single else repeats, warmup=0 if single else 1)
         results[case] = {'ours_s': ours_seconds, 'torch_s': torch_seconds,
-                         'ratio': ours_seconds / torch_seconds, 'ours_extra_memory_mb': extra_memory}
+                         'ratio': ours_seconds / torch_seconds,
+                         'ours_extra_memory_mb': extra_memory}
         print(f'{name:9s} {case:22s} ours {ours_seconds * 1e3:9.1f} ms  torch '
               f'{torch_seconds * 1e3:9.1f} ms  ratio {ours_seconds / torch_seconds:.2f}  '
               f'ours +{extra_memory:.0f} MB', file=sys.stderr)

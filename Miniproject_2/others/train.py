@@ -1,6 +1,6 @@
 """Train the denoiser, validating, checkpointing and keeping the best weights every epoch.
 
-    python -m Miniproject_2.others.train --data data --epochs 20 --run runs/main \
+    python -m Miniproject_2.others.train --data data --epochs 11 --run results/runs/main \
         --out Miniproject_2/bestmodel.pth
 
 A run folder holds ``checkpoint.pt`` (weights, optimizer state, progress: rewritten
@@ -10,13 +10,15 @@ finished run is not trained again. ``--out`` receives the weights of the best va
 epoch, in the format ``Model.load_pretrained_model`` reads.
 
 Settings other than the defaults make the ablations: ``--network baseline`` (the course's
-network), ``--widths``, ``--skip``, ``--activation``, ``--upsampling``, ``--lr``, ``--batch-size``, ``--no-symmetries``, ``--no-swap``,
-``--n-train`` (a subset), ``--clean-targets`` (Noise2Clean), ``--framework torch`` (the
-torch.nn twin trained by autograd with the same recipe).
+network), ``--widths``, ``--skip``, ``--activation``, ``--upsampling``, ``--lr``,
+``--batch-size``, ``--no-symmetries``, ``--no-swap``, ``--n-train`` (a subset),
+``--clean-targets`` (Noise2Clean), ``--framework torch`` (the torch.nn twin trained by
+autograd with the same recipe).
 """
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -109,8 +111,10 @@ def train_run(settings, data, run, out=None):
         seconds = time.perf_counter() - started
         psnr = validation_psnr(model, val_noisy, val_clean)
         best = max([e['val_psnr'] for e in log['epochs']] + [float('-inf')])
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # whole process
         log['epochs'].append({'epoch': epoch + 1, 'val_psnr': psnr, 'seconds': seconds,
-                              'images_per_second': train_a.shape[0] / seconds})
+                              'images_per_second': train_a.shape[0] / seconds,
+                              'peak_rss_mb': peak_mb})
         if psnr > best and out is not None:
             model.save(out)
         _save_atomically({'model': model.checkpoint(), 'log': log}, checkpoint_path)
@@ -126,9 +130,11 @@ def train_run(settings, data, run, out=None):
 
 def parse_settings(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--data', default='data', help='folder with train_data.pkl and val_data.pkl')
+    parser.add_argument('--data', default='data',
+                        help='folder with train_data.pkl and val_data.pkl')
     parser.add_argument('--run', required=True, help='run folder: checkpoint and log (resumable)')
-    parser.add_argument('--out', help='where to write the best weights (e.g. Miniproject_2/bestmodel.pth)')
+    parser.add_argument('--out',
+                        help='where to write the best weights (e.g. Miniproject_2/bestmodel.pth)')
     parser.add_argument('--epochs', type=int, default=20)
     defaults = {**Model.ARCHITECTURE, **Model.RECIPE}
     parser.add_argument('--network', default=defaults['network'], choices=['unet', 'baseline'])

@@ -38,7 +38,8 @@ def torch_twin(module):
     elif isinstance(module, ours.TransposeConv2d):
         twin = nn.ConvTranspose2d(output_padding=module.output_padding, **_conv_args(module))
     elif isinstance(module, (ours.Concat, ours.Residual, ours.Sequential)):
-        container = {ours.Concat: _Concat, ours.Residual: _Residual}.get(type(module), nn.Sequential)
+        container = {ours.Concat: _Concat, ours.Residual: _Residual}.get(type(module),
+                                                                          nn.Sequential)
         return container(*(torch_twin(child) for child in module))
     else:
         return _activation_twin(module)
