@@ -1074,8 +1074,8 @@ class Model:
               log=sys.stderr):
         """Noise2Noise training: Adam, warm-up then cosine decay over ``num_epochs``,
         random flips/rotations and input/target swaps. After ``load_pretrained_model`` the
-        peak learning rate is the (small) fine-tuning one, so the weights are refined, not
-        thrown away. ``start_epoch``/``on_epoch_end(epoch, model)`` let a caller resume a
+        peak learning rate is the (small) fine-tuning one, and the warm-up spares the weights
+        the full-size first steps of a fresh Adam: they are refined, not thrown away. ``start_epoch``/``on_epoch_end(epoch, model)`` let a caller resume a
         schedule and checkpoint between epochs."""
         source = self._as_images(train_input, 'train_input')
         target = self._as_images(train_target, 'train_target')
@@ -1092,7 +1092,6 @@ class Model:
                              f'got {tuple(source.shape[-2:])}')
         recipe = self.recipe
         peak_lr = recipe['finetune_lr'] if self.pretrained else recipe['lr']
-        warmup = 0 if self.pretrained else recipe['warmup_steps']
         self._ensure_optimizer()
         n, batch = source.shape[0], recipe['batch_size']
         steps_per_epoch = math.ceil(n / batch)
@@ -1106,7 +1105,7 @@ class Model:
             started, loss_sum = time.perf_counter(), 0.0
             for i in range(steps_per_epoch):
                 self.optimizer.lr = _learning_rate(epoch * steps_per_epoch + i, total_steps,
-                                                   peak_lr, warmup)
+                                                   peak_lr, recipe['warmup_steps'])
                 index = order[i * batch:(i + 1) * batch]
                 x, y = self._augmented_batch(source, target, index, rng)
                 loss = self._step(x, y)
