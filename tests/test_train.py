@@ -8,22 +8,6 @@ from Miniproject_2.model import Model
 from Miniproject_2.others import train
 
 
-@pytest.fixture
-def data_folder(tmp_path):
-    """A tiny course-format data folder: 64 noisy pairs and 16 validation pairs of 16x16."""
-    generator = torch.Generator().manual_seed(0)
-    clean = torch.randint(0, 256, (80, 3, 16, 16), generator=generator, dtype=torch.uint8)
-
-    def noisy():
-        noise = torch.randn(clean.shape, generator=generator) * 20
-        return (clean + noise).round().clamp(0, 255).to(torch.uint8)
-    folder = tmp_path / 'data'
-    folder.mkdir()
-    torch.save((noisy()[:64], noisy()[:64]), folder / 'train_data.pkl')
-    torch.save((noisy()[64:], clean[64:]), folder / 'val_data.pkl')
-    return folder
-
-
 def settings_for(folder, run, epochs=2):
     settings, _ = train.parse_settings(['--data', str(folder), '--run', str(run),
                                         '--epochs', str(epochs), '--widths', '8,8',

@@ -1,0 +1,31 @@
+"""The comparison and ablation commands, end to end on a tiny data folder."""
+import json
+
+from Miniproject_2.others import ablate, compare
+from Miniproject_2.others.train import run_folder
+
+TINY = ['--widths', '8,8', '--batch-size', '16']  # appended: argparse keeps the last value
+
+
+def test_compare_trains_every_contender_and_scores_them(data_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(compare, 'CONTENDERS', {name: options + TINY for name, options
+                                                in compare.CONTENDERS.items()})
+    compare.main(['--data', str(data_folder), '--epochs', '1', '--bm3d-images', '0',
+                  '--out', 'compare.json'])
+    results = json.loads((tmp_path / 'compare.json').read_text())['results']
+    assert set(results) == {'noisy input', 'shipped bestmodel.pth', *compare.CONTENDERS}
+    for name in compare.CONTENDERS:
+        assert (tmp_path / run_folder('compare', name) / 'log.json').is_file()
+        assert results[name]['psnr'] > 0 and results[name]['train_seconds'] > 0
+
+
+def test_ablation_records_each_variant(data_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    variants = {'shipped recipe': TINY, 'ReLU': ['--activation', 'relu', *TINY]}
+    monkeypatch.setattr(ablate, 'VARIANTS', variants)
+    ablate.main(['--data', str(data_folder), '--n-train', '32', '--out', 'ablations.json'])
+    results = json.loads((tmp_path / 'ablations.json').read_text())
+    assert set(results) == set(variants)
+    assert results['ReLU']['settings']['activation'] == 'relu'
+    assert results['ReLU']['settings']['n_train'] == 32
