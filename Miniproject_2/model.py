@@ -11,7 +11,7 @@ Layout. A convolution is GEMMs over the patch matrix of its input, one row per o
 pixel, so its output lands channels-last in memory and is returned as an (N, C, H, W) view;
 every module accepts any strides, so the next layer reads that memory without a transpose.
 The patch matrix is one strided copy (``as_strided``) rather than ``unfold``, and its
-adjoint a few strided adds rather than ``fold``: on this layout both are 5-6x faster.
+adjoint a few strided adds rather than ``fold``: on this layout both are several times faster.
 
 Course rules: only ``empty``, ``cat``, ``arange``, ``fold``, ``unfold`` and Tensor methods
 (plus ``load``/``save``/``set_grad_enabled``/``cuda.is_available``/``device`` for the
@@ -151,7 +151,7 @@ def _pair(value, name):
 # A convolution is three matrix products over the (N*Ho*Wo, C*kh*kw) patch matrix X of its
 # input: Y = X W^T + b, dW += dY^T X, dX = dY W, then col2im(dX). Rows are pixels, so Y is
 # the output in channels-last memory, returned as an (N, C, H, W) view; every module
-# accepts any strides. Pixel-major GEMMs with a few channels run ~1.5x faster here than
+# accepts any strides. Pixel-major GEMMs with a few channels ran clearly faster here than
 # channel-major ones, and each batch is processed a few images at a time so that a chunk's
 # patch matrix (~4k rows) stays in cache between im2col and its GEMMs.
 
