@@ -5,6 +5,7 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
+from Miniproject_2 import model as model_module
 from Miniproject_2.model import Conv2d, NearestUpsampling, TransposeConv2d, Upsampling
 from oracle import assert_close, check_against_autograd, named_grads
 from strategies import (FEW, SETTINGS, batches, channels, conv_geometries, dtypes, phase_geometries,
@@ -273,3 +274,30 @@ def test_float64_conversion_moves_gradients_too(g):
     module = conv(g, torch.float64)
     assert all(p.dtype == torch.float64 and grad.dtype == torch.float64
                for p, grad in module.param())
+
+
+# --------------------------------------------------------------------------------------
+# The chunked convolution core against its straightforward path (one chunk per batch)
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('make', [
+    lambda: Conv2d(3, 4, 3, stride=2, padding=1),
+    lambda: TransposeConv2d(3, 4, 4, stride=2, padding=1),
+    lambda: Upsampling(3, 4, 3, scale_factor=2, padding=1)], ids=['conv', 'transpose', 'phases'])
+def test_chunking_by_images_changes_nothing(make, monkeypatch):
+    """Batches go through the GEMMs a few images at a time; with one image per chunk the
+    results must equal a single chunk's up to float64 rounding, and agree with autograd."""
+    x = torch.randn(5, 3, 9, 7, dtype=torch.float64)
+    grad = torch.randn_like(make().to(dtype=torch.float64)(x))
+
+    def run(chunk_rows):
+        monkeypatch.setattr(model_module, '_CHUNK_ROWS', chunk_rows)
+        torch.manual_seed(0)
+        module = make().to(dtype=torch.float64)
+        return module(x), module.backward(grad), [g.clone() for _, g in module.param()]
+    whole, chunked = run(10 ** 9), run(1)
+    for a, b in zip([whole[0], whole[1], *whole[2]], [chunked[0], chunked[1], *chunked[2]]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    monkeypatch.setattr(model_module, '_CHUNK_ROWS', 1)
+    torch.manual_seed(0)
+    check_against_autograd(make().to(dtype=torch.float64), x)
