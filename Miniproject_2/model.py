@@ -152,8 +152,9 @@ def _pair(value, name):
 # input: Y = X W^T + b, dW += dY^T X, dX = dY W, then col2im(dX). Rows are pixels, so Y is
 # the output in channels-last memory, returned as an (N, C, H, W) view; every module
 # accepts any strides. Pixel-major GEMMs with a few channels ran clearly faster here than
-# channel-major ones, and each batch is processed a few images at a time so that a chunk's
-# patch matrix (~4k rows) stays in cache between im2col and its GEMMs.
+# channel-major ones, and each batch is processed a few images (or, for a large image, a
+# band of rows) at a time so that a chunk's patch matrix (~4k rows) stays in cache between
+# its im2col copy and its GEMMs.
 
 _CHUNK_ROWS = 4096
 
@@ -162,19 +163,32 @@ def _out_size(size, kernel, stride, padding, dilation):
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _chunks(n, pixels_per_image):
-    step = max(1, _CHUNK_ROWS // pixels_per_image)
-    return [(start, min(start + step, n)) for start in range(0, n, step)]
+def _blocks(n, ho, wo):
+    """(first image, end image, first row, end row) of each chunk of about _CHUNK_ROWS output
+    pixels: whole images while they are small, bands of rows of one image when it is large.
+    The chunk's pixels are rows [(first * ho + first_row) * wo, ((end - 1) * ho + end_row) * wo)
+    of the (N*Ho*Wo, ...) matrices."""
+    if ho * wo > _CHUNK_ROWS:
+        band = max(1, _CHUNK_ROWS // wo)
+        return [(i, i + 1, r, min(r + band, ho)) for i in range(n) for r in range(0, ho, band)]
+    step = _CHUNK_ROWS // (ho * wo)
+    return [(i, min(i + step, n), 0, ho) for i in range(0, n, step)]
+
+
+def _pixel_rows(block, ho, wo):
+    first, end, first_row, end_row = block
+    return slice((first * ho + first_row) * wo, ((end - 1) * ho + end_row) * wo)
 
 
 def _is_channels_last(x):
     return x.stride(1) < x.stride(3)
 
 
-def _patches(x, geometry, channels_last):
-    """(N, C, H, W) tensor of any strides -> (N*Ho*Wo, C*kh*kw) patch matrix, in one copy.
+def _windows(x, geometry, channels_last):
+    """(N, C, H, W) tensor of any strides -> the (N, Ho, Wo, patch) strided view whose rows,
+    reshaped, are the patch matrix: one copy per chunk makes a chunk's patch matrix.
 
-    Columns are ordered (i, j, c) for channels-last input, so the copy moves contiguous runs
+    Patches are ordered (i, j, c) for channels-last input, so the copy moves contiguous runs
     of kw*C values; (c, i, j), unfold's order, for channel-first input: then the GEMM sums in
     F.conv2d's order, and rounds exactly as it does.
     """
@@ -190,7 +204,14 @@ def _patches(x, geometry, channels_last):
         shape, strides = (n, ho, wo, kh, kw, c), (s_n, sh * s_h, sw * s_w, dh * s_h, dw * s_w, s_c)
     else:
         shape, strides = (n, ho, wo, c, kh, kw), (s_n, sh * s_h, sw * s_w, s_c, dh * s_h, dw * s_w)
-    return source.as_strided(shape, strides, source.storage_offset()).reshape(n * ho * wo, -1)
+    return source.as_strided(shape, strides, source.storage_offset())
+
+
+def _patches(windows, block):
+    """The patch matrix of one chunk (see ``_blocks``), in one copy."""
+    first, end, first_row, end_row = block
+    chunk = windows[first:end, first_row:end_row]
+    return chunk.reshape(-1, chunk[0, 0, 0].numel())
 
 
 def _weight_matrix(weight, channels_last):
@@ -204,34 +225,31 @@ def _weight_matrix(weight, channels_last):
 
 def _conv_matmul(x, weight, bias, geometry):
     """Y = X W^T + b as an (N*Ho*Wo, O) matrix, for the (O, C, kh, kw) ``weight``."""
-    n, _, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
-    pixels = _out_size(h, kh, sh, ph, dh) * _out_size(w, kw, sw, pw, dw)
     channels_last = _is_channels_last(x)
+    windows = _windows(x, geometry, channels_last)
+    n, ho, wo = windows.shape[:3]
     weight = _weight_matrix(weight, channels_last)
-    out = x.new_empty(n * pixels, weight.shape[1])
-    for start, stop in _chunks(n, pixels):
-        block = out[start * pixels:stop * pixels]
-        patches = _patches(x[start:stop], geometry, channels_last)
+    out = x.new_empty(n * ho * wo, weight.shape[1])
+    for block in _blocks(n, ho, wo):
+        rows = out[_pixel_rows(block, ho, wo)]
         if bias is None:
-            block.addmm_(patches, weight, beta=0)
+            rows.addmm_(_patches(windows, block), weight, beta=0)
         else:  # starting from the bias (beta=1) rounds exactly as F.conv2d does on CPU
-            block.copy_(bias.expand_as(block)).addmm_(patches, weight)
+            rows.copy_(bias.expand_as(rows)).addmm_(_patches(windows, block), weight)
     return out
 
 
 def _conv_weight_grad(x, grad, weight_grad, geometry):
     """dW += dY^T X, with dY the (N*Ho*Wo, O) output gradient."""
-    n, c, _, _ = x.shape
-    pixels = grad.shape[0] // n
     channels_last = _is_channels_last(x)
+    windows = _windows(x, geometry, channels_last)
+    n, ho, wo = windows.shape[:3]
     total = grad.new_zeros(weight_grad[0].numel(), grad.shape[1])
-    for start, stop in _chunks(n, pixels):
-        total.addmm_(_patches(x[start:stop], geometry, channels_last).t(),
-                     grad[start * pixels:stop * pixels])
+    for block in _blocks(n, ho, wo):
+        total.addmm_(_patches(windows, block).t(), grad[_pixel_rows(block, ho, wo)])
     (kh, kw), *_ = geometry
     if channels_last:
-        weight_grad += total.view(kh, kw, c, -1).permute(3, 2, 0, 1)
+        weight_grad += total.view(kh, kw, x.shape[1], -1).permute(3, 2, 0, 1)
     else:
         weight_grad += total.t().view(weight_grad.shape)
 
@@ -243,12 +261,14 @@ def _conv_input_grad(weight, grad, shape, geometry):
     ho, wo = _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw)
     image = grad.new_zeros(n, h + 2 * ph, w + 2 * pw, c)
     weight = _weight_matrix(weight, channels_last=True).t()
-    for start, stop in _chunks(n, ho * wo):
-        windows = grad[start * ho * wo:stop * ho * wo].mm(weight).view(-1, ho, wo, kh, kw, c)
-        target = image[start:stop]
+    for block in _blocks(n, ho, wo):
+        first, end, first_row, end_row = block
+        windows = grad[_pixel_rows(block, ho, wo)].mm(weight).view(
+            end - first, end_row - first_row, wo, kh, kw, c)
+        target = image[first:end, sh * first_row:]
         for i in range(kh):  # col2im: kh*kw strided adds over the whole chunk
             for j in range(kw):
-                target[:, i * dh:i * dh + sh * (ho - 1) + 1:sh,
+                target[:, i * dh:i * dh + sh * (end_row - first_row - 1) + 1:sh,
                           j * dw:j * dw + sw * (wo - 1) + 1:sw] += windows[:, :, :, i, j]
     return image[:, ph:ph + h, pw:pw + w].permute(0, 3, 1, 2)
 
