@@ -951,11 +951,15 @@ def _build(architecture):
     return build_network(**settings), 2 ** (len(settings['widths']) - 1)
 
 
-def _dihedral(x, k):
-    """The k-th of the 8 symmetries of the square (k in 0..7), applied to H and W."""
-    if k & 4:
-        x = x.transpose(-2, -1)
-    return x.flip([d for bit, d in ((1, -1), (2, -2)) if k & bit]) if k & 3 else x
+def _dihedral(x, k, inverse=False):
+    """The k-th of the 8 symmetries of the square (k in 0..7), applied to H and W: a
+    transpose if bit 4, then flips of W (bit 1) and H (bit 2); ``inverse`` undoes it."""
+    def flip(x):
+        return x.flip([d for bit, d in ((1, -1), (2, -2)) if k & bit]) if k & 3 else x
+
+    def transpose(x):
+        return x.transpose(-2, -1) if k & 4 else x
+    return transpose(flip(x)) if inverse else flip(transpose(x))
 
 
 def _learning_rate(step, total_steps, peak, warmup_steps):
@@ -994,6 +998,7 @@ class Model:
                   symmetries=True, swap=True, seed=0)
     PREDICT_PIXELS = 2 ** 17  # pixels per forward pass: bounds predict's memory (~0.5 GB)
     PREDICT_TILE = 256  # larger images are denoised tile by tile
+    PREDICT_SYMMETRIES = 8  # predict averages the network over this many flips/rotations
 
     def __init__(self, **architecture):
         self.device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -1190,33 +1195,65 @@ class Model:
               file=log, flush=True)
 
     # -- inference ----------------------------------------------------------------------
-    def predict(self, test_input):
-        """Denoise 0-255 images of any size; returns float 0-255, same shape and device."""
+    def predict(self, test_input, *, progress=None):
+        """Denoise 0-255 images of any size; returns float 0-255, same shape and device.
+        ``progress(done, total)``, if given, is called after each pass of the network."""
         images = self._as_images(test_input, 'test_input')
+        symmetries = self.PREDICT_SYMMETRIES
+        if not (isinstance(symmetries, int) and 1 <= symmetries <= 8):
+            raise ValueError(f'PREDICT_SYMMETRIES must be an int in 1..8, got {symmetries!r}')
         output = images.new_empty(images.shape).float()
         chunk = max(1, self.PREDICT_PIXELS // (images.shape[-2] * images.shape[-1]))
-        for start in range(0, images.shape[0], chunk):
-            batch = _channels_last(images[start:start + chunk], self.device)
-            output[start:start + chunk] = self._denoise_tiled(batch).to(output.device)
+        starts = range(0, images.shape[0], chunk)
+        # A transpose swaps H and W, which leaves the number of tiles as it is.
+        total = len(starts) * symmetries * len(self._tiles(*images.shape[-2:]))
+        done = 0
+
+        def network(x):
+            nonlocal done
+            y = self.network(x)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            return y
+        for start in starts:
+            x = _channels_last(images[start:start + chunk], self.device)
+            output[start:start + chunk] = self._denoise_ensemble(x, network).to(output.device)
         output = output.clamp_(0, 1).mul_(255)
         return output if test_input.dim() == 4 else output[0]
 
-    def _denoise_tiled(self, x):
-        """Pad to the total stride (reflect), run tile by tile, crop back."""
+    def _denoise_ensemble(self, x, network):
+        """The mean over the first ``PREDICT_SYMMETRIES`` symmetries of the square (a
+        self-ensemble): each sees the noise in another orientation, so errors partly cancel."""
+        summed = self._denoise_tiled(x, network)
+        for k in range(1, self.PREDICT_SYMMETRIES):
+            summed += _dihedral(self._denoise_tiled(_dihedral(x, k), network), k, inverse=True)
+        return summed.div_(self.PREDICT_SYMMETRIES)
+
+    def _tiles(self, h, w):
+        """Top-left corners of the tiles that cover an h x w image padded to the total
+        stride, or [None] when it runs whole."""
+        s, tile = self.total_stride, self.PREDICT_TILE
+        h, w = h + -h % s, w + -w % s
+        if max(h, w) <= tile + 2 * self.tile_margin:
+            return [None]
+        return [(top, left) for top in range(0, h, tile) for left in range(0, w, tile)]
+
+    def _denoise_tiled(self, x, network):
+        """Pad to the total stride (reflect), run ``network`` tile by tile, crop back."""
         h, w = x.shape[-2:]
         s = self.total_stride
-        pad_h, pad_w = -h % s, -w % s
-        x = x[..., _reflect_index(h, 0, pad_h, x), :][..., _reflect_index(w, 0, pad_w, x)]
+        x = x[..., _reflect_index(h, 0, -h % s, x), :][..., _reflect_index(w, 0, -w % s, x)]
+        tiles = self._tiles(h, w)
+        if tiles == [None]:
+            return network(x)[..., :h, :w]
         tile, margin = self.PREDICT_TILE, self.tile_margin
-        if max(x.shape[-2:]) <= tile + 2 * margin:
-            return self.network(x)[..., :h, :w]
         out = x.new_empty(x.shape)
-        for top in range(0, x.shape[-2], tile):
-            for left in range(0, x.shape[-1], tile):
-                t0, l0 = max(top - margin, 0), max(left - margin, 0)
-                t1 = min(top + tile + margin, x.shape[-2])
-                l1 = min(left + tile + margin, x.shape[-1])
-                piece = self.network(x[..., t0:t1, l0:l1])
-                out[..., top:top + tile, left:left + tile] = \
-                    piece[..., top - t0:top - t0 + tile, left - l0:left - l0 + tile]
+        for top, left in tiles:
+            t0, l0 = max(top - margin, 0), max(left - margin, 0)
+            t1 = min(top + tile + margin, x.shape[-2])
+            l1 = min(left + tile + margin, x.shape[-1])
+            piece = network(x[..., t0:t1, l0:l1])
+            out[..., top:top + tile, left:left + tile] = \
+                piece[..., top - t0:top - t0 + tile, left - l0:left - l0 + tile]
         return out[..., :h, :w]

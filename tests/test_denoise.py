@@ -1,5 +1,5 @@
-"""The denoise command: small generated images of every kind, banded == whole-image
-denoising, and clear errors raised before any work (the CLI exits with status 2)."""
+"""The denoise command: small generated images of every kind, the self-ensemble option, the
+progress bar, and clear errors raised before any work (the CLI exits with status 2)."""
 import os
 import subprocess
 import sys
@@ -125,25 +125,25 @@ def test_output_may_overwrite_the_input(tmp_path, weights):
 
 
 # --------------------------------------------------------------------------------------
-# Bands == whole image
+# Self-ensemble and progress
 # --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('arch, shape', [(TINY, (3, 151, 203)),
-                                         (dict(widths=(8, 8, 8)), (3, 150, 97)),
-                                         (dict(widths=(8, 8, 8, 8)), (3, 197, 70))],
-                         ids=['2-level', '3-level', '4-level'])
-def test_bands_equal_the_whole_image(monkeypatch, arch, shape):
-    torch.manual_seed(0)
-    m = Model(**arch)
-    image = pixels(shape[1], shape[2], 3).permute(2, 0, 1)
-    whole = m.predict(image)
-    monkeypatch.setattr(Model, 'PREDICT_TILE', 32)
-    predicted = []
-    predict = m.predict
-    m.predict = lambda x: predicted.append(x.shape[-2]) or predict(x)
-    banded = denoise.denoise_tensor(m, image)
-    assert len(predicted) >= 3 and max(predicted) < shape[1], 'several bands expected'
-    assert (banded - whole).abs().max() <= 1e-4
+def test_symmetries_option_sets_the_self_ensemble(tmp_path, weights, model, monkeypatch):
+    image = make_image('RGB', 30, 22)
+    image.save(tmp_path / 'in.png')
+    run(tmp_path / 'in.png', tmp_path / 'out.png', '--weights', weights, '--symmetries', 1)
+    monkeypatch.setattr(model, 'PREDICT_SYMMETRIES', 1)
+    expected = model.predict(as_tensor(image)).round().to(torch.uint8)
+    with Image.open(tmp_path / 'out.png') as result:
+        assert torch.equal(as_tensor(result), expected)
+
+
+@pytest.mark.parametrize('bad', ['0', '9', 'two'])
+def test_bad_symmetries_option(tmp_path, weights, capsys, bad):
+    make_image('RGB').save(tmp_path / 'in.png')
+    with pytest.raises(SystemExit) as exit_:
+        run(tmp_path / 'in.png', tmp_path / 'out.png', '--symmetries', bad)
+    assert exit_.value.code == 2 and '--symmetries' in capsys.readouterr().err
 
 
 def test_progress_bar_on_large_images(tmp_path, weights, monkeypatch, capsys):
@@ -151,7 +151,7 @@ def test_progress_bar_on_large_images(tmp_path, weights, monkeypatch, capsys):
     monkeypatch.setattr(Model, 'PREDICT_TILE', 32)
     make_image('RGB', 40, 150).save(tmp_path / 'in.png')
     denoise.main([str(tmp_path / 'in.png'), str(tmp_path / 'out.png'), '--weights', str(weights)])
-    assert 'band' in capsys.readouterr().err
+    assert 'denoising' in capsys.readouterr().err
 
 
 def test_the_module_runs_as_a_command(tmp_path, weights):

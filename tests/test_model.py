@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import strategies  # noqa: F401  (its import limits torch to one intra-op thread)
-from Miniproject_2.model import Model
+from Miniproject_2.model import Model, _dihedral
 
 TINY = dict(widths=(8, 16))
 DEEP = dict(widths=(8, 8, 8, 8))
@@ -36,16 +36,38 @@ def reflect(i, n):
     return 2 * n - 2 - i if i >= n else i
 
 
+def square_symmetries():
+    """The 8 symmetries of the square as (apply, undo) pairs, built from rot90 and flip
+    independently of the model's own ``_dihedral``."""
+    def rotate(r, flip):
+        def apply(t):
+            t = t.flip(-1) if flip else t
+            return t.rot90(r, (-2, -1))
+
+        def undo(t):
+            t = t.rot90(-r, (-2, -1))
+            return t.flip(-1) if flip else t
+        return apply, undo
+    return [rotate(r, flip) for flip in (False, True) for r in range(4)]
+
+
 def reference(model, x):
-    """What predict should compute: scale, reflect-pad bottom/right to the total stride,
-    the whole network at once, crop, clamp, rescale."""
+    """What predict should compute: scale; for each symmetry of the square (all 8, or the
+    identity alone when ``PREDICT_SYMMETRIES`` is 1), apply it, reflect-pad bottom/right to
+    the total stride, run the whole network at once, crop and undo it; average, clamp,
+    rescale."""
     batch = x.float().unsqueeze(0) if x.dim() == 3 else x.float()
-    h, w = batch.shape[-2:]
     s = model.total_stride
-    rows = [reflect(i, h) for i in range(h + (-h % s))]
-    cols = [reflect(j, w) for j in range(w + (-w % s))]
-    padded = (batch / 255)[..., rows, :][..., cols].contiguous()
-    out = model.network(padded)[..., :h, :w].clamp(0, 1) * 255
+    symmetries = square_symmetries()[:1 if model.PREDICT_SYMMETRIES == 1 else 8]
+    outputs = []
+    for apply, undo in symmetries:
+        seen = apply(batch / 255)
+        h, w = seen.shape[-2:]
+        rows = [reflect(i, h) for i in range(h + (-h % s))]
+        cols = [reflect(j, w) for j in range(w + (-w % s))]
+        padded = seen[..., rows, :][..., cols].contiguous()
+        outputs.append(undo(model.network(padded)[..., :h, :w]))
+    out = (sum(outputs) / len(outputs)).clamp(0, 1) * 255
     return out if x.dim() == 4 else out[0]
 
 
@@ -97,6 +119,45 @@ def test_empty_batch_gives_an_empty_result(model):
     for dtype in (torch.uint8, torch.float32):
         y = model.predict(torch.zeros(0, 3, 8, 8, dtype=dtype))
         assert y.shape == (0, 3, 8, 8) and y.dtype == torch.float32
+
+
+def test_a_single_pass_is_the_network_alone(model, monkeypatch):
+    monkeypatch.setattr(model, 'PREDICT_SYMMETRIES', 1)
+    x = images(2, 3, 12, 7)
+    torch.testing.assert_close(model.predict(x), reference(model, x), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize('symmetry', range(8))
+def test_the_self_ensemble_commutes_with_every_symmetry(model, symmetry):
+    apply, _ = square_symmetries()[symmetry]
+    x = images(1, 3, 13, 21)
+    torch.testing.assert_close(model.predict(apply(x)), apply(model.predict(x)),
+                               atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize('k', range(8))
+def test_dihedral_inverse_undoes_it(k):
+    x = torch.randn(2, 3, 5, 7)
+    assert torch.equal(_dihedral(_dihedral(x, k), k, inverse=True), x)
+
+
+@pytest.mark.parametrize('symmetries, shape, tile', [(8, (2, 3, 90, 40), 32), (3, (3, 9, 9), 256),
+                                                     (1, (0, 3, 8, 8), 256)])
+def test_progress_counts_every_network_pass(monkeypatch, symmetries, shape, tile):
+    m = Model(**TINY)
+    m.PREDICT_SYMMETRIES, m.PREDICT_TILE = symmetries, tile
+    passes, calls = [], []
+    forward = m.network.forward
+    m.network.forward = lambda t: passes.append(t.shape) or forward(t)
+    m.predict(images(*shape), progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i + 1, len(passes)) for i in range(len(passes))]
+
+
+@pytest.mark.parametrize('bad', [0, 9, 2.0, None])
+def test_bad_predict_symmetries(model, monkeypatch, bad):
+    monkeypatch.setattr(model, 'PREDICT_SYMMETRIES', bad)
+    with pytest.raises(ValueError, match='PREDICT_SYMMETRIES must be an int in 1..8'):
+        model.predict(images(1, 3, 8, 8))
 
 
 # --------------------------------------------------------------------------------------

@@ -68,3 +68,31 @@ def test_best_weights_load_as_pretrained(data_folder, tmp_path):
 def test_missing_data_names_the_command_that_builds_it(tmp_path):
     with pytest.raises(FileNotFoundError, match='Miniproject_2.others.data'):
         train.load_pairs(tmp_path)
+
+
+def test_a_warm_restart_starts_from_its_weights_and_saves_only_better_ones(data_folder,
+                                                                          tmp_path):
+    data = train.load_pairs(data_folder)
+    first, model = train.train_run(settings_for(data_folder, tmp_path / 'first'), data,
+                                   tmp_path / 'first')
+    model.save(tmp_path / 'start.pth')
+    out = tmp_path / 'best.pth'
+    settings, _ = train.parse_settings(['--data', str(data_folder), '--run',
+                                        str(tmp_path / 'again'), '--epochs', '1',
+                                        '--widths', '8,8', '--batch-size', '16', '--lr', '1e-9',
+                                        '--init', str(tmp_path / 'start.pth')])
+    log, restarted = train.train_run(settings, data, tmp_path / 'again', out)
+    # A negligible learning rate: the restart keeps the weights it started from.
+    assert log['init_val_psnr'] == pytest.approx(first['epochs'][-1]['val_psnr'], abs=1e-6)
+    assert log['epochs'][0]['val_psnr'] == pytest.approx(log['init_val_psnr'], abs=1e-3)
+    assert restarted.recipe['finetune_lr'] == 1e-9
+    assert out.exists() == (log['epochs'][0]['val_psnr'] > log['init_val_psnr'])
+
+
+def test_a_warm_restart_refuses_weights_of_another_network(data_folder, tmp_path):
+    Model(widths=(8, 16)).save(tmp_path / 'other.pth')
+    settings, _ = train.parse_settings(['--data', str(data_folder), '--run', str(tmp_path / 'r'),
+                                        '--epochs', '1', '--widths', '8,8',
+                                        '--init', str(tmp_path / 'other.pth')])
+    with pytest.raises(ValueError, match='holds the network'):
+        train.train_run(settings, train.load_pairs(data_folder), tmp_path / 'r')

@@ -8,7 +8,7 @@ both compute the same outputs and gradients (relative 1e-4: speed never comes fr
 wrong result), then times, interleaved, the median of repeats after a warm-up:
 
 1. a training step (forward, MSE, backward, Adam step) at batch 32 and 100;
-2. ``predict`` on 1,000 images of 32x32;
+2. ``predict`` (a single pass, without the self-ensemble) on 1,000 images of 32x32;
 3. ``predict`` on one 512x512 and one 2048x2048 image;
 
 and records how much memory each of our runs adds at its peak (Linux's peak RSS). Ratios
@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from Miniproject_2 import model as ours
+from Miniproject_2.others.train import predict_with
 from Miniproject_2.others.twin import torch_twin
 
 
@@ -104,8 +105,8 @@ def training_step_pair(network, twin, batch):
 
 
 def predict_pair(model, twin, images):
-    def ours_predict():
-        return model.predict(images)
+    def ours_predict():  # one pass, like the twin's: the frameworks are compared
+        return predict_with(model, images, symmetries=1)
 
     def torch_predict():
         with torch.no_grad():

@@ -8,8 +8,9 @@ the same network on clean targets (Noise2Clean) and the course's baseline networ
 scores them, the noisy input, BM3D given each image's true sigma (the classical reference,
 optional: ``pip install bm3d``; about a second an image, so on the first ``--bm3d-images``
 images, where every method is scored too; its output is cached) and, last, the shipped
-``bestmodel.pth``. PSNR
-is the mean over images of each image's PSNR, as the course's test computes it.
+``bestmodel.pth``. PSNR is the mean over images of each image's PSNR, as the course's test
+computes it. Networks are scored as ``Model.predict`` runs them, with the self-ensemble
+over flips and rotations, and also with a single pass.
 
 Runs live in ``results/runs/compare-*`` and resume like any training run.
 """
@@ -22,7 +23,8 @@ import torch
 
 from Miniproject_2.model import Model
 from Miniproject_2.others.data import VAL_SIGMA_FILE, psnr_per_image
-from Miniproject_2.others.train import load_pairs, parse_settings, run_folder, train_run
+from Miniproject_2.others.train import (load_pairs, parse_settings, predict_with, run_folder,
+                                        train_run)
 
 CONTENDERS = {  # name: training-command options on top of the defaults
     'ours (Noise2Noise)': [],
@@ -76,29 +78,35 @@ def main(argv=None):
         psnr = psnr_per_image(denoised, val_clean.float())
         return {'psnr': psnr.mean().item(), f'psnr_first_{k}': psnr[:k].mean().item()}
 
+    def network_scores(model):
+        return {**scores(model.predict(val_noisy)),
+                'single_pass': scores(predict_with(model, val_noisy, 1))}
+
     results = {'noisy input': scores(val_noisy.float())}
     for name, options in CONTENDERS.items():
         run = run_folder('compare', name)
         settings, _ = parse_settings(['--data', args.data, '--epochs', str(args.epochs),
                                       '--run', str(run), *options])
         log, model = train_run(settings, data, run)
-        results[name] = {**scores(model.predict(val_noisy)),
+        results[name] = {**network_scores(model),
                          'train_seconds': sum(e['seconds'] for e in log['epochs'])}
     if k:
         results['BM3D, true sigma'] = {f'psnr_first_{k}': bm3d_psnr(args.data, data[1], k)}
     shipped = Model()
     shipped.load_pretrained_model()
-    results['shipped bestmodel.pth'] = scores(shipped.predict(val_noisy))
+    results['shipped bestmodel.pth'] = network_scores(shipped)
     report = {'epochs': args.epochs, 'n_val': int(val_noisy.shape[0]), 'bm3d_images': k,
               'results': results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + '\n')
-    print(f'| method | PSNR, all {val_noisy.shape[0]} (dB) | PSNR, first {k} (dB) |')
-    print('|---|---|---|')
+    print(f'| method | PSNR, all {val_noisy.shape[0]} (dB) | single pass | '
+          f'PSNR, first {k} (dB) |')
+    print('|---|---|---|---|')
     for name, r in results.items():
-        all_images = f"{r['psnr']:.2f}" if 'psnr' in r else '-'
-        print(f"| {name} | {all_images} | {r[f'psnr_first_{k}']:.2f} |" if k else
-              f'| {name} | {all_images} | - |')
+        cells = [f"{r['psnr']:.2f}" if 'psnr' in r else '-',
+                 f"{r['single_pass']['psnr']:.2f}" if 'single_pass' in r else '-',
+                 f"{r[f'psnr_first_{k}']:.2f}" if k else '-']
+        print(f"| {name} | {' | '.join(cells)} |")
     print(f'wrote {args.out}')
 
 

@@ -120,6 +120,6 @@ class TorchTwinModel(ours.Model):
         self.optimizer.step()
         return loss.item()
 
-    def predict(self, test_input):
+    def predict(self, test_input, **options):
         with torch.no_grad():
-            return super().predict(test_input)
+            return super().predict(test_input, **options)
