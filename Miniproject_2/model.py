@@ -1030,8 +1030,11 @@ class Model:
         return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'bestmodel.pth')
 
     def save(self, path):
+        """Write the weights file, atomically: an interrupted save leaves the old file."""
+        partial = f'{os.fspath(path)}.partial'
         torch.save({'architecture': self._architecture_lists(),
-                    'state_dict': self.network.state_dict()}, path)
+                    'state_dict': self.network.state_dict()}, partial)
+        os.replace(partial, path)
 
     def _architecture_lists(self):
         # Lists, not tuples: torch.load(weights_only=True) reads back only plain containers.

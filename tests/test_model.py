@@ -295,6 +295,20 @@ def weights_equal(a, b):
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+def test_an_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / 'w.pth'
+    Model(**TINY).save(path)
+    before = path.read_bytes()
+
+    def die_halfway(obj, file):
+        pathlib.Path(file).write_bytes(b'half a file')
+        raise KeyboardInterrupt
+    monkeypatch.setattr(torch, 'save', die_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        Model(**DEEP).save(path)
+    assert path.read_bytes() == before
+
+
 def test_save_load_round_trip_rebuilds_the_architecture(tmp_path):
     torch.manual_seed(1)
     saved = Model(**DEEP)

@@ -19,15 +19,15 @@ def test_interrupted_run_resumes_to_the_same_weights(data_folder, tmp_path, monk
     data = train.load_pairs(data_folder)
     _, straight = train.train_run(settings_for(data_folder, tmp_path / 'a'), data, tmp_path / 'a')
 
-    real_save = train._save_atomically
+    real_save = train.save_atomically
 
     def save_then_die(obj, path):  # the session ends right after the first checkpoint
         real_save(obj, path)
         raise KeyboardInterrupt
-    monkeypatch.setattr(train, '_save_atomically', save_then_die)
+    monkeypatch.setattr(train, 'save_atomically', save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train.train_run(settings_for(data_folder, tmp_path / 'b'), data, tmp_path / 'b')
-    monkeypatch.setattr(train, '_save_atomically', real_save)
+    monkeypatch.setattr(train, 'save_atomically', real_save)
     log, resumed = train.train_run(settings_for(data_folder, tmp_path / 'b'), data, tmp_path / 'b')
 
     assert [e['epoch'] for e in log['epochs']] == [1, 2]

@@ -339,7 +339,8 @@ def _generator(seed: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(2 * seed + stream)
 
 
-def _save_atomically(obj: object, path: Path) -> None:
+def save_atomically(obj: object, path: Path) -> None:
+    """``torch.save``, through a temporary file: an interrupted save leaves the old file."""
     partial = path.with_name(path.name + ".partial")
     torch.save(obj, partial)
     os.replace(partial, path)
@@ -383,8 +384,8 @@ def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
     torch.save(clean, out / TRAIN_CLEAN_FILE)
     (out / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n")
     # The two pickles go last: their presence is what marks the build as done.
-    _save_atomically((val_noisy, val_clean), out / VAL_FILE)
-    _save_atomically(train, out / TRAIN_FILE)
+    save_atomically((val_noisy, val_clean), out / VAL_FILE)
+    save_atomically(train, out / TRAIN_FILE)
     return stats
 
 

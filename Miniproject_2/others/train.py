@@ -19,7 +19,6 @@ for a second schedule (a warm restart) whose peak is ``--lr``.
 import argparse
 import json
 import math
-import os
 import resource
 import sys
 import time
@@ -28,7 +27,8 @@ from pathlib import Path
 import torch
 
 from Miniproject_2.model import Model
-from Miniproject_2.others.data import TRAIN_CLEAN_FILE, psnr_per_image
+from Miniproject_2.others.data import (TRAIN_CLEAN_FILE, psnr_per_image,
+                                       save_atomically)
 
 
 def load_pairs(folder):
@@ -95,12 +95,6 @@ def run_folder(kind, label):
     return Path('results/runs') / '-'.join([kind, *filter(None, words)])
 
 
-def _save_atomically(obj, path):
-    partial = Path(f'{path}.partial')
-    torch.save(obj, partial)
-    os.replace(partial, path)
-
-
 def train_run(settings, data, run, out=None):
     """Train (or resume) the run described by ``settings``; return its log and model."""
     run = Path(run)
@@ -146,7 +140,7 @@ def train_run(settings, data, run, out=None):
                               'peak_rss_mb': peak_mb})
         if psnr > best and out is not None:
             model.save(out)
-        _save_atomically({'model': model.checkpoint(), 'log': log}, checkpoint_path)
+        save_atomically({'model': model.checkpoint(), 'log': log}, checkpoint_path)
         log_path.write_text(json.dumps(log, indent=1) + '\n')
         print(f'epoch {epoch + 1}: validation PSNR {psnr:.3f} dB'
               f'{" (best, saved)" if psnr > best and out else ""}', file=sys.stderr)
