@@ -5,7 +5,8 @@
 Reads (paths relative to ``--root``, the repository root by default):
 
 - ``results/data_stats.json``        data stand-in statistics (falls back to data/stats.json);
-- ``results/runs/<name>/log.json``   training runs: ``main`` (shipped model), ``compare-*``
+- ``results/runs/<name>/log.json``   training runs: ``main`` and its warm restart
+                                     ``main-restart`` (the shipped model), ``compare-*``
                                      (compare.py), ``ablate-*`` (ablate.py);
 - ``results/compare.json``           side-by-side PSNR comparison;
 - ``results/bench.json``             speed against torch.nn;
@@ -195,6 +196,9 @@ def parameter_count(architecture):
     return sum(p.numel() for p, _ in model.network.param()), model.tile_margin
 
 
+RESTART = 'main-restart'  # the warm restart of the main run that gave the shipped weights
+
+
 def main_run_numbers(root, runs, numbers):
     from Miniproject_2.model import Model, _CHUNK_ROWS
     log = runs.get('main')
@@ -231,22 +235,33 @@ def main_run_numbers(root, runs, numbers):
     numbers['finetuneLR'] = fmt_lr(recipe['finetune_lr'])
     numbers['chunkRows'] = fmt(_CHUNK_ROWS)
     numbers['predictTile'] = fmt(Model.PREDICT_TILE)
-    if log:
-        best = best_epoch(log)
-        epochs = log['epochs']
-        seconds = sum(e['seconds'] for e in epochs)
-        rates = sorted(e['images_per_second'] for e in epochs)
-        numbers['mainEpochsDone'] = fmt(len(epochs))
-        numbers['mainBestPSNR'] = fmt(best['val_psnr'])
-        numbers['mainBestEpoch'] = fmt(best['epoch'])
-        numbers['mainFirstPSNR'] = fmt(epochs[0]['val_psnr'])
-        numbers['mainLastPSNR'] = fmt(epochs[-1]['val_psnr'])
-        numbers['mainHours'] = fmt(seconds / 3600, 1)
-        numbers['mainImagesPerSecond'] = fmt(round(rates[len(rates) // 2]))
-    else:
-        for name in ('mainEpochsDone', 'mainBestPSNR', 'mainBestEpoch', 'mainFirstPSNR',
-                     'mainLastPSNR', 'mainHours', 'mainImagesPerSecond'):
-            numbers[name] = None
+    restart = runs.get(RESTART)
+    numbers['restartEpochs'] = fmt(restart['settings']['epochs'] if restart else None)
+    numbers['restartLR'] = fmt_lr(restart['settings']['lr'] if restart else None)
+    numbers['restartLRFlag'] = f"{restart['settings']['lr']:g}" if restart else None
+    names = ('mainEpochsDone', 'mainBestPSNR', 'mainFirstPSNR', 'mainHours',
+             'mainImagesPerSecond', 'restartEpochsDone', 'restartBestPSNR',
+             'restartBestEpoch', 'shippedEpochs')
+    for name in names:
+        numbers[name] = None
+    if not log:
+        return
+    epochs = log['epochs'] + (restart['epochs'] if restart else [])
+    seconds = sum(e['seconds'] for e in epochs)
+    rates = sorted(e['images_per_second'] for e in epochs)
+    numbers['mainEpochsDone'] = fmt(len(log['epochs']))
+    numbers['mainBestPSNR'] = fmt(best_epoch(log)['val_psnr'])
+    numbers['mainFirstPSNR'] = fmt(log['epochs'][0]['val_psnr'])
+    numbers['mainHours'] = fmt(seconds / 3600, 1)
+    numbers['mainImagesPerSecond'] = fmt(round(rates[len(rates) // 2]))
+    shipped = best_epoch(log)['epoch']
+    if restart and best_epoch(restart)['val_psnr'] > restart['init_val_psnr']:
+        best = best_epoch(restart)
+        numbers['restartEpochsDone'] = fmt(len(restart['epochs']))
+        numbers['restartBestPSNR'] = fmt(best['val_psnr'])
+        numbers['restartBestEpoch'] = fmt(best['epoch'])
+        shipped = len(log['epochs']) + best['epoch']
+    numbers['shippedEpochs'] = fmt(shipped)
 
 
 def curve_figure(runs, noisy_psnr, out):
@@ -255,14 +270,20 @@ def curve_figure(runs, noisy_psnr, out):
     if not log:
         placeholder_figure(path, (COLUMN_IN, 1.9), 'waiting for results/runs/main/log.json')
         return
-    epochs = [e['epoch'] for e in log['epochs']]
-    psnr = [e['val_psnr'] for e in log['epochs']]
     fig, ax = plt.subplots(figsize=(COLUMN_IN, 1.9), constrained_layout=True)
-    ax.plot(epochs, psnr, marker='o', markersize=3, color='tab:blue',
-            label='ours, U-Net (validation)')
-    best = best_epoch(log)
-    ax.plot([best['epoch']], [best['val_psnr']], marker='*', markersize=9, color='tab:orange',
-            linestyle='none', label=f"best: {best['val_psnr']:.2f} dB (shipped)")
+    first = len(log['epochs'])
+    restart = runs.get(RESTART, {'epochs': []})
+    phases = (('first schedule', log['epochs'], 0, 'tab:blue'),
+              ('warm restart', restart['epochs'], first, 'tab:green'))
+    for label, epochs, offset, colour in phases:
+        if epochs:
+            ax.plot([offset + e['epoch'] for e in epochs], [e['val_psnr'] for e in epochs],
+                    marker='o', markersize=3, color=colour, label=label)
+    points = [(e['epoch'], e['val_psnr']) for e in log['epochs']]
+    points += [(first + e['epoch'], e['val_psnr']) for e in restart['epochs']]
+    best_epoch_number, best_psnr = max(points, key=lambda point: point[1])
+    ax.plot([best_epoch_number], [best_psnr], marker='*', markersize=9, color='tab:orange',
+            linestyle='none', label=f'best: {best_psnr:.2f} dB (shipped)')
     if noisy_psnr is not None:
         ax.axhline(noisy_psnr, color='grey', linestyle='--', linewidth=0.9,
                    label=f'noisy input: {noisy_psnr:.2f} dB')
@@ -292,7 +313,7 @@ def option_flags(settings, defaults):
 
 def ablation_table(runs, out):
     path = out / 'ablation_table.tex'
-    names = ['main'] if 'main' in runs else []
+    names = [n for n in ('main', RESTART) if n in runs]
     names += [n for n in runs if n.startswith('compare-')]
     names += [n for n in runs if n.startswith('ablate-')]
     if not names:
@@ -365,16 +386,22 @@ def compare_numbers(root, numbers, out):
     numbers['cmpShippedOverBaseline'] = gap('shipped bestmodel.pth',
                                             'course baseline, ours (Noise2Noise)')
     numbers['cmpShippedOverBMD'] = gap('shipped bestmodel.pth', 'BM3D, true sigma', first)
+    shipped = results.get('shipped bestmodel.pth', {})
+    single = shipped.get('single_pass', {}).get('psnr')
+    numbers['cmpShippedSinglePSNR'] = fmt(single)
+    numbers['cmpEnsembleGain'] = fmt(None if single is None or 'psnr' not in shipped else
+                                     shipped['psnr'] - single)
     path = out / 'compare_table.tex'
     if not results:
-        placeholder_table(path, 4, 'waiting for results/compare.json')
+        placeholder_table(path, 5, 'waiting for results/compare.json')
         return report
     rows = []
     for name, entry in results.items():
         seconds = entry.get('train_seconds')
-        cells = ['--' if entry.get(key) is None else fmt(entry[key]) for key in ('psnr', first)]
-        rows.append(f"{COMPARE_LABELS.get(name, tex_escape(name))} & {cells[0]} & {cells[1]} & "
-                    f"{'--' if seconds is None else fmt(seconds / 60, 0)}" r' \\')
+        values = (entry.get('psnr'), entry.get('single_pass', {}).get('psnr'), entry.get(first),
+                  None if seconds is None else seconds / 60)
+        cells = ['--' if v is None else fmt(v, 0 if i == 3 else 2) for i, v in enumerate(values)]
+        rows.append(' & '.join([COMPARE_LABELS.get(name, tex_escape(name)), *cells]) + r' \\')
     path.write_text('\n'.join(rows) + '\n')
     return report
 
