@@ -16,7 +16,7 @@ def test_compare_trains_every_contender_and_scores_them(data_folder, tmp_path, m
     results = json.loads((tmp_path / 'compare.json').read_text())['results']
     assert set(results) == {'noisy input', 'shipped bestmodel.pth', *compare.CONTENDERS}
     for name in compare.CONTENDERS:
-        assert (tmp_path / run_folder('compare', name) / 'log.json').is_file()
+        assert (tmp_path / run_folder('compare', f'{name} 1 epochs') / 'log.json').is_file()
         assert results[name]['psnr'] > 0 and results[name]['train_seconds'] > 0
 
 

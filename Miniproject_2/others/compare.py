@@ -12,7 +12,8 @@ images, where every method is scored too; its output is cached) and, last, the s
 computes it. Networks are scored as ``Model.predict`` runs them, with the self-ensemble
 over flips and rotations, and also with a single pass.
 
-Runs live in ``results/runs/compare-*`` and resume like any training run.
+Runs live in ``results/runs/compare-<name>-<epochs>-epochs`` and resume like any training
+run.
 """
 import argparse
 import json
@@ -84,7 +85,7 @@ def main(argv=None):
 
     results = {'noisy input': scores(val_noisy.float())}
     for name, options in CONTENDERS.items():
-        run = run_folder('compare', name)
+        run = run_folder('compare', f'{name} {args.epochs} epochs')
         settings, _ = parse_settings(['--data', args.data, '--epochs', str(args.epochs),
                                       '--run', str(run), *options])
         log, model = train_run(settings, data, run)
