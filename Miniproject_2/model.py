@@ -184,6 +184,18 @@ def _is_channels_last(x):
     return x.stride(1) < x.stride(3)
 
 
+def _zero_padded(image, ph, pw):
+    """(N, H, W, C) -> a new (N, H+2ph, W+2pw, C) tensor with zero borders (only they are
+    filled: zeroing the whole tensor first would write it twice)."""
+    n, h, w, c = image.shape
+    out = image.new_empty(n, h + 2 * ph, w + 2 * pw, c)
+    for border in (out[:, :ph], out[:, ph + h:], out[:, ph:ph + h, :pw],
+                   out[:, ph:ph + h, pw + w:]):
+        border.zero_()
+    out[:, ph:ph + h, pw:pw + w] = image
+    return out
+
+
 def _windows(x, geometry, channels_last):
     """(N, C, H, W) tensor of any strides -> the (N, Ho, Wo, patch) strided view whose rows,
     reshaped, are the patch matrix: one copy per chunk makes a chunk's patch matrix.
@@ -197,8 +209,7 @@ def _windows(x, geometry, channels_last):
     ho, wo = _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw)
     source = x.permute(0, 2, 3, 1)
     if ph or pw:
-        source = x.new_zeros(n, h + 2 * ph, w + 2 * pw, c)
-        source[:, ph:ph + h, pw:pw + w] = x.permute(0, 2, 3, 1)
+        source = _zero_padded(source, ph, pw)
     s_n, s_h, s_w, s_c = source.stride()
     if channels_last:
         shape, strides = (n, ho, wo, kh, kw, c), (s_n, sh * s_h, sw * s_w, dh * s_h, dw * s_w, s_c)
@@ -255,10 +266,19 @@ def _conv_weight_grad(x, grad, weight_grad, geometry):
 
 
 def _conv_input_grad(weight, grad, shape, geometry):
-    """dx = col2im(dY W) for the (N, C, H, W) input ``shape``, as a channels-last view."""
+    """dx for the (N, C, H, W) input ``shape``, as a channels-last view, from dY, the
+    (N*Ho*Wo, O) output gradient: col2im(dY W) in general; at stride 1, the convolution of
+    dY with the flipped kernel, one im2col and one GEMM instead of kh*kw strided adds."""
     n, c, h, w = shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
     ho, wo = _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw)
+    reach_h, reach_w = dh * (kh - 1), dw * (kw - 1)
+    if (sh, sw) == (1, 1) and ph <= reach_h and pw <= reach_w:
+        # dx[y, x] = sum_ij W[:, :, i, j]^T dY[y + p - i*d, x + p - j*d]
+        flipped = weight.flip(2, 3).transpose(0, 1)
+        dy = grad.reshape(n, ho, wo, -1).permute(0, 3, 1, 2)
+        full = ((kh, kw), (1, 1), (reach_h - ph, reach_w - pw), (dh, dw))
+        return _image_view(_conv_matmul(dy, flipped, None, full), n, h, w)
     image = grad.new_zeros(n, h + 2 * ph, w + 2 * pw, c)
     weight = _weight_matrix(weight, channels_last=True).t()
     for block in _blocks(n, ho, wo):
@@ -377,7 +397,8 @@ class Conv2d(_ConvBase):
     """2-D convolution (cross-correlation), like torch.nn.Conv2d, as GEMMs on patch matrices.
 
     forward:  Y = X W^T + b, with X = im2col(x) the (N*Ho*Wo, C*kh*kw) patch matrix.
-    backward: dW += dY^T X,  db += 1^T dY,  dx = col2im(dY W).
+    backward: dW += dY^T X,  db += 1^T dY,  dx = col2im(dY W) (at stride 1: dY convolved
+    with the flipped kernel).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
