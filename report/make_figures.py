@@ -24,7 +24,6 @@ import glob
 import io
 import json
 import math
-import os
 import sys
 import time
 import zipfile

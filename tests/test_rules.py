@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 MODEL = Path(__file__).resolve().parents[1] / 'Miniproject_2' / 'model.py'
 
