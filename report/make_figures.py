@@ -159,7 +159,6 @@ def data_numbers(root, numbers):
     numbers['trainNoisyPSNR'] = fmt(stats.get('train_psnr_noisy_vs_clean_mean_db'))
     numbers['valNoisyPSNR'] = fmt(stats.get('val_psnr_noisy_vs_clean_mean_db'))
     numbers['valNoisyGlobalPSNR'] = fmt(stats.get('val_psnr_global_mse_db'))
-    return stats
 
 
 # --------------------------------------------------------------------------------------
@@ -263,7 +262,7 @@ def main_run_numbers(root, runs, numbers):
     numbers['shippedEpochs'] = fmt(shipped)
 
 
-def curve_figure(runs, noisy_psnr, out):
+def curve_figure(runs, out):
     path = out / 'curve.pdf'
     log = runs.get('main')
     if not log:
@@ -283,9 +282,6 @@ def curve_figure(runs, noisy_psnr, out):
     best_epoch_number, best_psnr = max(points, key=lambda point: point[1])
     ax.plot([best_epoch_number], [best_psnr], marker='*', markersize=9, color='tab:orange',
             linestyle='none', label=f'best: {best_psnr:.2f} dB (shipped)')
-    if noisy_psnr is not None:
-        ax.axhline(noisy_psnr, color='grey', linestyle='--', linewidth=0.9,
-                   label=f'noisy input: {noisy_psnr:.2f} dB')
     ax.set_xlabel('epoch')
     ax.set_ylabel('validation PSNR (dB)')
     ax.grid(alpha=0.3, linewidth=0.5)
@@ -393,7 +389,7 @@ def compare_numbers(root, numbers, out):
     path = out / 'compare_table.tex'
     if not results:
         placeholder_table(path, 5, 'waiting for results/compare.json')
-        return report
+        return
     rows = []
     for name, entry in results.items():
         seconds = entry.get('train_seconds')
@@ -402,7 +398,6 @@ def compare_numbers(root, numbers, out):
         cells = ['--' if v is None else fmt(v, 0 if i == 3 else 2) for i, v in enumerate(values)]
         rows.append(' & '.join([COMPARE_LABELS.get(name, tex_escape(name)), *cells]) + r' \\')
     path.write_text('\n'.join(rows) + '\n')
-    return report
 
 
 COMPARE_LABELS = {
@@ -569,12 +564,11 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # Miniproject_2
     numbers = Numbers()
-    stats = data_numbers(root, numbers)
+    data_numbers(root, numbers)
     runs = load_runs(root)
     main_run_numbers(root, runs, numbers)
-    noisy = get(compare_numbers(root, numbers, out), 'results', 'noisy input', 'psnr')
-    curve_figure(runs, noisy if noisy is not None else stats.get('val_psnr_noisy_vs_clean_mean_db'),
-                 out)
+    compare_numbers(root, numbers, out)
+    curve_figure(runs, out)
     ablation_table(runs, out)
     bench_numbers(root, numbers, out)
     examples(root, numbers, out)
