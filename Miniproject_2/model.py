@@ -1227,6 +1227,8 @@ class Model:
         if not (isinstance(symmetries, int) and 1 <= symmetries <= 8):
             raise ValueError(f'PREDICT_SYMMETRIES must be an int in 1..8, got {symmetries!r}')
         output = images.new_empty(images.shape).float()
+        if output.numel() == 0:  # no image, or images with no pixel
+            return output if test_input.dim() == 4 else output[0]
         chunk = max(1, self.PREDICT_PIXELS // (images.shape[-2] * images.shape[-1]))
         starts = range(0, images.shape[0], chunk)
         # A transpose swaps H and W, which leaves the number of tiles as it is.

@@ -115,10 +115,11 @@ def test_predict_leaves_its_input_alone(model):
         assert torch.equal(x, kept), f'predict modified its {dtype} input'
 
 
-def test_empty_batch_gives_an_empty_result(model):
+@pytest.mark.parametrize('shape', [(0, 3, 8, 8), (1, 3, 0, 5), (2, 3, 4, 0), (3, 0, 0)])
+def test_empty_batch_or_image_gives_an_empty_result(model, shape):
     for dtype in (torch.uint8, torch.float32):
-        y = model.predict(torch.zeros(0, 3, 8, 8, dtype=dtype))
-        assert y.shape == (0, 3, 8, 8) and y.dtype == torch.float32
+        y = model.predict(torch.zeros(shape, dtype=dtype))
+        assert y.shape == shape and y.dtype == torch.float32
 
 
 def test_a_single_pass_is_the_network_alone(model, monkeypatch):
