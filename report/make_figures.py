@@ -376,6 +376,9 @@ def compare_numbers(root, numbers, out):
         return None if x is None or y is None else fmt(x - y)
     numbers['cmpTwinGap'] = gap('ours (Noise2Noise)', 'torch.nn twin (Noise2Noise)')
     numbers['cmpCleanGap'] = gap('ours (Noise2Clean)', 'ours (Noise2Noise)')
+    clean, noisy = (get(results, name, 'single_pass', 'psnr')
+                    for name in ('ours (Noise2Clean)', 'ours (Noise2Noise)'))
+    numbers['cmpCleanGapSingle'] = None if clean is None or noisy is None else fmt(clean - noisy)
     numbers['cmpOursGain'] = gap('ours (Noise2Noise)', 'noisy input')
     numbers['cmpShippedGain'] = gap('shipped bestmodel.pth', 'noisy input')
     numbers['cmpShippedOverBaseline'] = gap('shipped bestmodel.pth',
@@ -398,6 +401,15 @@ def compare_numbers(root, numbers, out):
         cells = ['--' if v is None else fmt(v, 0 if i == 3 else 2) for i, v in enumerate(values)]
         rows.append(' & '.join([COMPARE_LABELS.get(name, tex_escape(name)), *cells]) + r' \\')
     path.write_text('\n'.join(rows) + '\n')
+
+
+def clean_gap_one_epoch(runs, numbers):
+    """Noise2Clean minus Noise2Noise after one epoch (single pass), from the 1-epoch runs."""
+    clean, noisy = (runs.get(f'compare-ours-{kind}-1-epochs')
+                    for kind in ('noise2clean', 'noise2noise'))
+    numbers['cmpCleanGapOneEpoch'] = (fmt(clean['epochs'][-1]['val_psnr']
+                                          - noisy['epochs'][-1]['val_psnr'])
+                                      if clean and noisy else None)
 
 
 COMPARE_LABELS = {
@@ -568,6 +580,7 @@ def main(argv=None):
     runs = load_runs(root)
     main_run_numbers(root, runs, numbers)
     compare_numbers(root, numbers, out)
+    clean_gap_one_epoch(runs, numbers)
     curve_figure(runs, out)
     ablation_table(runs, out)
     bench_numbers(root, numbers, out)
