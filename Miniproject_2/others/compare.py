@@ -1,6 +1,6 @@
 """Side-by-side denoising comparison on the validation set.
 
-    python -m Miniproject_2.others.compare --data data --epochs 1 --out results/compare.json
+    python -m Miniproject_2.others.compare --data data --epochs 3 --out results/compare.json
 
 Trains, with the same recipe and the same budget (``--epochs`` over all training pairs),
 the shipped architecture in our framework (Noise2Noise), its torch.nn twin by autograd,

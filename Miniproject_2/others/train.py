@@ -1,7 +1,9 @@
 """Train the denoiser, validating, checkpointing and keeping the best weights every epoch.
 
     python -m Miniproject_2.others.train --data data --epochs 11 --run results/runs/main \
-        --out Miniproject_2/bestmodel.pth
+        --out results/runs/main/bestmodel.pth
+    python -m Miniproject_2.others.train --data data --epochs 18 --run results/runs/main-restart \
+        --lr 1e-3 --init results/runs/main/bestmodel.pth --out Miniproject_2/bestmodel.pth
 
 A run folder holds ``checkpoint.pt`` (weights, optimizer state, progress: rewritten
 atomically after every epoch) and ``log.json`` (settings and every epoch's validation PSNR,
