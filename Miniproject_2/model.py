@@ -726,6 +726,49 @@ class MSE(Module):
         return difference * scale
 
 
+def _expected_clipped(mean, sigma):
+    """g = E[clip(mean + sigma Z, 0, 1)], Z ~ N(0, 1), and its slope dg/dmean. With
+    a = -mean / sigma, b = (1 - mean) / sigma, Phi/phi the normal cdf/pdf:
+    g = mean (Phi(b) - Phi(a)) + sigma (phi(a) - phi(b)) + 1 - Phi(b); dg/dmean = Phi(b) - Phi(a).
+    Tensor operations only, so autograd can differentiate it too (the tests' oracle)."""
+    a, b = -mean / sigma, (1 - mean) / sigma
+    cdf_a, cdf_b = (a / math.sqrt(2)).erf().add(1).div(2), (b / math.sqrt(2)).erf().add(1).div(2)
+    pdf_a, pdf_b = [(-z * z / 2).exp() / math.sqrt(2 * math.pi) for z in (a, b)]
+    slope = cdf_b - cdf_a
+    return mean * slope + sigma * (pdf_a - pdf_b) + (1 - cdf_b), slope
+
+
+class ClippedMSE(MSE):
+    """MSE against noisy targets that were clipped to [0, 1]: mean((g(p) - t)^2) with
+    g(p) = E[clip(p + sigma Z, 0, 1)], the mean a target has when p is the clean value.
+
+    Noise2Noise with plain MSE learns each pixel's mean target, and clipping pushes that
+    mean towards mid-grey near black and white: a bias clean targets don't have. Fitting
+    g(p) instead makes p itself the clean value. ``sigma`` is the targets' noise level on
+    the 0-1 scale, broadcastable to the prediction (one per image: (N, 1, 1, 1)), positive;
+    without it the loss is plain MSE. d/dp = 2 (g(p) - t) g'(p) / n."""
+
+    def forward(self, prediction, target, sigma=None):
+        if sigma is None:
+            self._slope = None
+            return super().forward(prediction, target)
+        self._check_floating(sigma, 'sigma')
+        if not (sigma > 0).all():
+            self._fail('sigma must be positive')
+        try:
+            expected, self._slope = _expected_clipped(prediction, sigma)
+        except RuntimeError:  # shapes that don't broadcast
+            expected = None
+        if expected is None or expected.shape != prediction.shape:
+            self._fail(f'sigma {tuple(sigma.shape)} must broadcast to the prediction\'s shape '
+                       f'{tuple(prediction.shape)}')
+        return super().forward(expected, target)
+
+    def backward(self, gradwrtoutput=None):
+        grad = super().backward(gradwrtoutput)
+        return grad if self._slope is None else grad * self._slope
+
+
 # --------------------------------------------------------------------------------------
 # Optimizers: torch.optim's update rules, on the (parameter, gradient) pairs of param()
 # --------------------------------------------------------------------------------------
@@ -989,6 +1032,30 @@ def _learning_rate(step, total_steps, peak, warmup_steps):
     return peak * warmup * 0.5 * (1 + math.cos(math.pi * step / total_steps))
 
 
+def _noise_levels(a, b, iterations=3, chunk=2048):
+    """Per image, the noise level (0-1 scale) of two noisy copies ``a``, ``b`` (0-255).
+
+    Their difference is the difference of two independent noises: variance 2 sigma^2, plus
+    2/12 from rounding to integers. Clipping shrinks it near 0 and 255, so only pixels whose
+    pair mean lies 2 sigma inside count (sigma from the previous estimate; the first one
+    keeps all pixels): for Gaussian noise the mean and the difference are independent, so
+    picking pixels by their mean doesn't bias the difference's variance."""
+    levels = []
+    for start in range(0, a.shape[0], chunk):
+        x, y = a[start:start + chunk].float(), b[start:start + chunk].float()
+        mean, squared = (x + y).div_(2), (x - y).pow_(2)
+        sigma = None
+        for _ in range(iterations):
+            margin = 0 if sigma is None else 2 * sigma.view(-1, 1, 1, 1)
+            kept = (mean >= margin) & (mean <= 255 - margin)
+            count = kept.flatten(1).sum(1)
+            variance = (squared * kept).flatten(1).sum(1) / count.clamp(min=1) / 2 - 1 / 12
+            estimate = variance.clamp(min=0.25).sqrt()  # at least half a grey level
+            sigma = estimate if sigma is None else estimate.where(count >= 16, sigma)
+        levels.append(sigma / 255)
+    return cat(levels) if levels else a.new_empty(0).float()
+
+
 def _channels_last(images, device):
     """0-255 images -> 0-1 float32 on ``device``, channels-last in memory (the layout the
     convolutions read fastest)."""
@@ -1016,7 +1083,7 @@ class Model:
     ARCHITECTURE = dict(network='unet', widths=(24, 32, 64, 128), activation='leaky_relu',
                         upsampling='nearest', skip='concat', residual=True)
     RECIPE = dict(batch_size=32, lr=2e-3, finetune_lr=1e-4, warmup_steps=200, betas=(0.9, 0.99),
-                  symmetries=True, swap=True, seed=0)
+                  symmetries=True, swap=True, clipped_noise=True, seed=0)
     PREDICT_PIXELS = 2 ** 17  # pixels per forward pass: bounds predict's memory (~0.5 GB)
     PREDICT_TILE = 256  # larger images are denoised tile by tile
     PREDICT_SYMMETRIES = 8  # predict averages the network over this many flips/rotations
@@ -1028,7 +1095,7 @@ class Model:
         self.network, self.total_stride = _build(self.architecture)
         self.network.to(self.device)
         self._first_layer().compute_input_grad = False
-        self.loss = MSE()
+        self.loss = ClippedMSE()
         self.optimizer = None
         self.pretrained = False
         self.epochs_done = 0
@@ -1122,7 +1189,9 @@ class Model:
     def train(self, train_input, train_target, num_epochs, *, start_epoch=0, on_epoch_end=None,
               log=sys.stderr):
         """Noise2Noise training: Adam, warm-up then cosine decay over ``num_epochs``,
-        random flips/rotations and input/target swaps. After ``load_pretrained_model`` the
+        random flips/rotations and input/target swaps, and a loss that knows the targets
+        were clipped to 0-255 (``ClippedMSE``, each pair's noise level estimated from the
+        pair; ``recipe['clipped_noise'] = False`` for clean targets). After ``load_pretrained_model`` the
         peak learning rate is the (small) fine-tuning one, and the warm-up spares the weights
         the full-size first steps of a fresh Adam: they are refined, not thrown away. ``start_epoch``/``on_epoch_end(epoch, model)`` let a caller resume a
         schedule and checkpoint between epochs."""
@@ -1142,6 +1211,8 @@ class Model:
         recipe = self.recipe
         peak_lr = recipe['finetune_lr'] if self.pretrained else recipe['lr']
         self._ensure_optimizer()
+        # Each pair's noise level, for the loss that models the targets' clipping.
+        noise_levels = _noise_levels(source, target) if recipe['clipped_noise'] else None
         n, batch = source.shape[0], recipe['batch_size']
         steps_per_epoch = math.ceil(n / batch)
         total_steps = num_epochs * steps_per_epoch
@@ -1157,7 +1228,9 @@ class Model:
                                                    peak_lr, recipe['warmup_steps'])
                 index = order[i * batch:(i + 1) * batch]
                 x, y = self._augmented_batch(source, target, index, rng)
-                loss = self._step(x, y)
+                sigma = (None if noise_levels is None
+                         else noise_levels[index].view(-1, 1, 1, 1).to(self.device))
+                loss = self._step(x, y, sigma)
                 if not math.isfinite(loss):
                     self.network.load_state_dict(good_state)
                     self.optimizer = None
@@ -1201,9 +1274,9 @@ class Model:
             x, y = _dihedral(x, k), _dihedral(y, k)
         return x, y
 
-    def _step(self, x, y):
+    def _step(self, x, y, sigma=None):
         self.optimizer.zero_grad()
-        loss = self.loss(self.network(x), y)
+        loss = self.loss(self.network(x), y, sigma)
         self.network.backward(self.loss.backward())
         self.optimizer.step()
         return loss.item()

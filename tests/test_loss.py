@@ -1,9 +1,11 @@
-"""MSE against torch.nn.MSELoss: 0-dim forward, gradient, no broadcasting."""
+"""MSE against torch.nn.MSELoss: 0-dim forward, gradient, no broadcasting. ClippedMSE against
+autograd through torch.distributions' normal cdf, a Monte-Carlo mean of clipped noise, and
+the point of it: its minimum is the clean value where plain MSE's is biased."""
 import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from Miniproject_2.model import MSE
+from Miniproject_2.model import MSE, ClippedMSE
 from oracle import assert_close
 from strategies import SETTINGS, dtypes, random_tensor, seeds
 
@@ -65,3 +67,106 @@ def test_shape_mismatch_raises_instead_of_broadcasting(prediction_shape, target_
 def test_mse_repr_and_no_parameters():
     assert repr(MSE()) == 'MSE()'
     assert MSE().param() == []
+
+
+# --------------------------------------------------------------------------------------
+# ClippedMSE
+# --------------------------------------------------------------------------------------
+
+def reference_expected_clipped(mean, sigma):
+    """E[clip(mean + sigma Z, 0, 1)] = integral of the clipped value against the normal density,
+    written as P(X > 1) + E[X; 0 < X < 1] with torch.distributions (not our formula)."""
+    normal = torch.distributions.Normal(mean, sigma)
+    low, high = torch.zeros_like(mean), torch.ones_like(mean)
+    inside_mass = normal.cdf(high) - normal.cdf(low)
+    # E[X; 0 < X < 1] = mean * P(0 < X < 1) + sigma^2 * (density(0) - density(1))
+    partial_mean = mean * inside_mass + sigma ** 2 * (normal.log_prob(low).exp()
+                                                      - normal.log_prob(high).exp())
+    return partial_mean + (1 - normal.cdf(high))
+
+
+def sigma_shapes(shape):
+    """sigma shapes that broadcast to ``shape`` without changing it: per image, scalar, full."""
+    per_image = (shape[0],) + (1,) * (len(shape) - 1) if shape else ()
+    return st.sampled_from([per_image, (), shape])
+
+
+@st.composite
+def clipped_cases(draw):
+    shape = draw(st.lists(st.integers(1, 4), min_size=1, max_size=4).map(tuple))
+    return shape, draw(sigma_shapes(shape)), draw(dtypes), draw(seeds)
+
+
+def clipped_inputs(shape, sigma_shape, dtype, seed):
+    """Predictions around [0, 1] (some outside), targets in [0, 1], sigma in (0.01, 0.5)."""
+    prediction = random_tensor(seed, shape, dtype, scale=0.5) + 0.5
+    target = (random_tensor(seed + 1, shape, dtype) * 0.3 + 0.5).clamp(0, 1)
+    sigma = random_tensor(seed + 2, sigma_shape, dtype).abs() * 0.2 + 0.01
+    return prediction, target, sigma
+
+
+@SETTINGS
+@given(clipped_cases())
+def test_clipped_mse_matches_autograd(case):
+    shape, sigma_shape, dtype, seed = case
+    prediction, target, sigma = clipped_inputs(shape, sigma_shape, dtype, seed)
+    loss_fn = ClippedMSE()
+    loss = loss_fn(prediction, target, sigma)
+    with torch.enable_grad():
+        p = prediction.clone().requires_grad_()
+        reference = torch.nn.MSELoss()(reference_expected_clipped(p, sigma), target)
+        reference.backward()
+    assert loss.dim() == 0 and loss.dtype == dtype
+    assert_close(loss, reference.detach(), 'loss')
+    assert_close(loss_fn.backward(), p.grad, 'gradient')
+
+
+@pytest.mark.parametrize('mean, sigma', [(0.0, 0.1), (0.03, 0.15), (0.5, 0.05), (0.97, 0.17),
+                                         (1.2, 0.3), (-0.1, 0.05)])
+def test_expected_clipped_is_the_mean_of_clipped_noise(mean, sigma):
+    z = torch.randn(2_000_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    sampled = (mean + sigma * z).clamp(0, 1).mean()
+    loss_fn = ClippedMSE()
+    # With target 0 the loss is g^2: its square root is the expected clipped value.
+    g = loss_fn(torch.tensor([mean], dtype=torch.float64), torch.zeros(1, dtype=torch.float64),
+                torch.tensor(sigma, dtype=torch.float64)).sqrt()
+    assert abs(g - sampled) < 5 * sigma / 2_000_000 ** 0.5
+
+
+def test_clipped_mse_is_minimal_at_the_clean_value_where_mse_is_not():
+    """Targets: one dark pixel value (0.03) under clipped noise (sigma 0.15)."""
+    clean, sigma = 0.03, 0.15
+    z = torch.randn(200_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    targets = (clean + sigma * z).clamp(0, 1)
+    candidates = torch.linspace(-0.1, 0.2, 301, dtype=torch.float64)
+
+    def best(loss_fn, *sigma_arg):
+        losses = [loss_fn(p.expand_as(targets).clone(), targets, *sigma_arg).item()
+                  for p in candidates]
+        return candidates[min(range(len(losses)), key=losses.__getitem__)].item()
+    assert abs(best(ClippedMSE(), torch.tensor(sigma, dtype=torch.float64)) - clean) < 0.004
+    assert best(MSE()) > clean + 0.03  # the clipped noise's mean, biased towards grey
+
+
+@SETTINGS
+@given(nonempty_shapes, dtypes, seeds)
+def test_clipped_mse_without_sigma_is_mse(shape, dtype, seed):
+    prediction = random_tensor(seed, shape, dtype)
+    target = random_tensor(seed + 1, shape, dtype)
+    plain, clipped = MSE(), ClippedMSE()
+    assert torch.equal(clipped(prediction, target), plain(prediction, target))
+    assert torch.equal(clipped.backward(), plain.backward())
+
+
+@pytest.mark.parametrize('sigma, error, match', [
+    (torch.tensor(0.0), ValueError, 'positive'),
+    (torch.tensor(-0.1), ValueError, 'positive'),
+    (torch.tensor(float('nan')), ValueError, 'positive'),
+    (torch.full((3, 1, 1, 1), 0.1), ValueError, 'broadcast'),
+    (torch.full((2, 1, 1, 1, 1), 0.1), ValueError, 'broadcast'),
+    (torch.full((2, 1, 1, 1), 1, dtype=torch.int64), TypeError, 'floating'),
+    (0.1, TypeError, 'tensor'),
+])
+def test_clipped_mse_rejects_bad_sigma(sigma, error, match):
+    with pytest.raises(error, match=f'ClippedMSE.*{match}'):
+        ClippedMSE()(torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 4), sigma)

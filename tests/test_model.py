@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import strategies  # noqa: F401  (its import limits torch to one intra-op thread)
-from Miniproject_2.model import Model, _dihedral
+from Miniproject_2.model import Model, _dihedral, _noise_levels
 
 TINY = dict(widths=(8, 16))
 DEEP = dict(widths=(8, 8, 8, 8))
@@ -472,3 +472,51 @@ def test_training_is_deterministic():
     assert weights_equal(a, b)
     torch.manual_seed(0)
     assert not weights_equal(a, Model(**TINY)), 'training did not change the weights'
+
+
+def clipped_noisy_pair(clean, sigma, seed):
+    generator = torch.Generator().manual_seed(seed)
+    return [(clean + sigma.view(-1, 1, 1, 1) * torch.randn(clean.shape, generator=generator))
+            .round().clamp(0, 255).to(torch.uint8) for _ in range(2)]
+
+
+def test_noise_levels_of_noisy_pairs_even_near_black_and_white():
+    """Ramps from black to white, dark images and bright ones: clipping shrinks the noise
+    near 0 and 255, and the estimate must not be fooled by it."""
+    ramp = torch.linspace(0, 255, 64).expand(3, 64, 64)
+    clean = torch.stack([ramp, ramp * 0.5, 255 - ramp * 0.5] * 4)
+    sigma = torch.tensor([10.0, 25.0, 43.0, 5.0] * 3).sort().values
+    estimate = _noise_levels(*clipped_noisy_pair(clean, sigma, seed=0)) * 255
+    assert estimate.shape == sigma.shape
+    assert ((estimate / sigma - 1).abs() < 0.05).all(), estimate / sigma
+
+
+def test_noise_levels_of_flat_and_empty_images():
+    """No noise: half a grey level at least (positive, as the loss needs); no image: none."""
+    flat = torch.full((2, 3, 8, 8), 7, dtype=torch.uint8)
+    assert torch.equal(_noise_levels(flat, flat), torch.full((2,), 0.5 / 255))
+    assert _noise_levels(flat[:0], flat[:0]).shape == (0,)
+
+
+@pytest.mark.parametrize('clipped_noise', [True, False])
+def test_training_gives_the_loss_each_pair_s_noise_level(clipped_noise):
+    torch.manual_seed(0)
+    m = Model(**TINY)
+    m.recipe.update(batch_size=16, clipped_noise=clipped_noise)
+    sigma = torch.tensor([12.0, 40.0]).repeat_interleave(16)
+    clean = images(32, 3, 32, 32, seed=1).float()
+    seen = []
+    forward = m.loss.forward
+
+    def recording_forward(prediction, target, sigma=None):
+        seen.append(sigma)
+        return forward(prediction, target, sigma)
+    m.loss.forward = recording_forward
+    m.train(*clipped_noisy_pair(clean, sigma, seed=2), 1, log=None)
+    assert len(seen) == 2
+    if not clipped_noise:
+        assert seen == [None, None]
+        return
+    # The batches are shuffled: each pair's level follows it into its batch.
+    got = torch.cat([s.flatten() for s in seen]).sort().values * 255
+    assert got.shape == (32,) and ((got / sigma - 1).abs() < 0.1).all(), got

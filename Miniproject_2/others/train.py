@@ -14,9 +14,10 @@ epoch, in the format ``Model.load_pretrained_model`` reads.
 Settings other than the defaults make the ablations: ``--network baseline`` (the course's
 network), ``--widths``, ``--skip``, ``--activation``, ``--upsampling``, ``--lr``,
 ``--batch-size``, ``--no-symmetries``, ``--no-swap``, ``--n-train`` (a subset),
-``--clean-targets`` (Noise2Clean), ``--framework torch`` (the torch.nn twin trained by
-autograd with the same recipe). ``--init`` starts from saved weights instead of random ones,
-for a second schedule (a warm restart) whose peak is ``--lr``.
+``--clean-targets`` (Noise2Clean), ``--plain-mse`` (a loss blind to the targets' clipping),
+``--framework torch`` (the torch.nn twin trained by autograd with the same recipe).
+``--init`` starts from saved weights instead of random ones, for a second schedule (a warm
+restart) whose peak is ``--lr``.
 """
 import argparse
 import json
@@ -31,6 +32,10 @@ import torch
 from Miniproject_2.model import Model
 from Miniproject_2.others.data import (TRAIN_CLEAN_FILE, psnr_per_image,
                                        save_atomically)
+
+
+# Settings added after runs were logged: the value those older runs effectively had.
+BEFORE_THE_SETTING = {'init': None, 'clipped_noise': False}
 
 
 def load_pairs(folder):
@@ -76,6 +81,7 @@ def make_model(settings):
     model.recipe.update(lr=settings['lr'], batch_size=settings['batch_size'],
                         symmetries=settings['symmetries'],
                         swap=settings['swap'] and not settings['clean_targets'],
+                        clipped_noise=settings['clipped_noise'],
                         seed=settings['seed'])
     if settings['init']:  # a warm restart: its own schedule, peaking at --lr
         model.recipe['finetune_lr'] = settings['lr']
@@ -107,8 +113,9 @@ def train_run(settings, data, run, out=None):
     log = {'settings': settings, 'epochs': []}
     if checkpoint_path.exists():
         saved = torch.load(checkpoint_path, weights_only=True)
-        # A setting added after the run started counts as its default value.
-        saved_settings = {**parse_settings(['--run', str(run)])[0], **saved['log']['settings']}
+        # A setting added after the run started counts as what the run did without it.
+        saved_settings = {**parse_settings(['--run', str(run)])[0], **BEFORE_THE_SETTING,
+                          **saved['log']['settings']}
         if saved_settings != {**settings, 'data': saved_settings['data']}:
             raise ValueError(f'{run} holds a run with other settings '
                              f'({saved["log"]["settings"]}); use another --run folder')
@@ -176,6 +183,8 @@ def parse_settings(argv=None):
     parser.add_argument('--no-swap', action='store_true', help='never swap input and target')
     parser.add_argument('--n-train', type=int, default=0, help='train on the first N pairs only')
     parser.add_argument('--clean-targets', action='store_true', help='Noise2Clean')
+    parser.add_argument('--plain-mse', action='store_true',
+                        help='plain MSE on noisy targets, blind to their clipping to 0-255')
     parser.add_argument('--framework', default='ours', choices=['ours', 'torch'])
     parser.add_argument('--seed', type=int, default=defaults['seed'])
     parser.add_argument('--init', help='start from these weights (a .pth file) instead of '
@@ -186,7 +195,9 @@ def parse_settings(argv=None):
                 'activation': args.activation, 'upsampling': args.upsampling, 'lr': args.lr,
                 'batch_size': args.batch_size, 'symmetries': not args.no_symmetries,
                 'swap': not args.no_swap, 'n_train': args.n_train,
-                'clean_targets': args.clean_targets, 'framework': args.framework,
+                'clean_targets': args.clean_targets,
+                'clipped_noise': not (args.plain_mse or args.clean_targets),
+                'framework': args.framework,
                 'seed': args.seed, 'init': args.init}
     return settings, args
 

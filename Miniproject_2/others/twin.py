@@ -113,9 +113,12 @@ class TorchTwinModel(ours.Model):
                                         self.recipe['betas'])
         return self.optimizer
 
-    def _step(self, x, y):
+    def _step(self, x, y, sigma=None):
         self.optimizer.zero_grad()
-        loss = nn.functional.mse_loss(self.network(x), y)
+        prediction = self.network(x)
+        if sigma is not None:  # ours.ClippedMSE's forward, differentiated by autograd
+            prediction, _ = ours._expected_clipped(prediction, sigma)
+        loss = nn.functional.mse_loss(prediction, y)
         loss.backward()
         self.optimizer.step()
         return loss.item()
