@@ -3,7 +3,8 @@
     python -m Miniproject_2.others.compare --data data --epochs 3 --out results/compare.json
 
 Trains, with the same recipe and the same budget (``--epochs`` over all training pairs),
-the shipped architecture in our framework (Noise2Noise), its torch.nn twin by autograd,
+the shipped architecture in our framework (Noise2Noise; also with a plain MSE loss, blind
+to the targets' clipping), its torch.nn twin by autograd,
 the same network on clean targets (Noise2Clean) and the course's baseline network; then
 scores them, the noisy input, BM3D given each image's true sigma (the classical reference,
 optional: ``pip install bm3d``; about a second an image, so on the first ``--bm3d-images``
@@ -29,6 +30,7 @@ from Miniproject_2.others.train import (load_pairs, parse_settings, predict_with
 
 CONTENDERS = {  # name: training-command options on top of the defaults
     'ours (Noise2Noise)': [],
+    'ours (Noise2Noise, plain MSE)': ['--plain-mse'],
     'torch.nn twin (Noise2Noise)': ['--framework', 'torch'],
     'ours (Noise2Clean)': ['--clean-targets'],
     'course baseline, ours (Noise2Noise)': ['--network', 'baseline', '--widths', '64'],
