@@ -20,6 +20,23 @@ def test_compare_trains_every_contender_and_scores_them(data_folder, tmp_path, m
         assert results[name]['psnr'] > 0 and results[name]['train_seconds'] > 0
 
 
+def test_compare_over_seeds_reports_the_mean_and_each_seed(data_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(compare, 'CONTENDERS', {'ours (Noise2Noise)': TINY})
+    compare.main(['--data', str(data_folder), '--epochs', '1', '--seeds', '0', '1',
+                  '--bm3d-images', '0', '--out', 'compare.json'])
+    report = json.loads((tmp_path / 'compare.json').read_text())
+    ours = report['results']['ours (Noise2Noise)']
+    assert report['seeds'] == [0, 1] and set(ours['seeds']) == {'0', '1'}
+    assert ours['seeds']['0']['psnr'] != ours['seeds']['1']['psnr']
+    assert ours['psnr'] == (ours['seeds']['0']['psnr'] + ours['seeds']['1']['psnr']) / 2
+    assert 'psnr_first_0' not in ours  # no BM3D subset asked for, none scored
+    assert ours['single_pass']['psnr'] == sum(ours['seeds'][s]['single_pass']['psnr']
+                                              for s in '01') / 2
+    for label in ('ours (Noise2Noise) 1 epochs', 'ours (Noise2Noise) 1 epochs seed 1'):
+        assert (tmp_path / run_folder('compare', label) / 'log.json').is_file()
+
+
 def test_ablation_records_each_variant(data_folder, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     variants = {'shipped recipe': TINY, 'ReLU': ['--activation', 'relu', *TINY]}

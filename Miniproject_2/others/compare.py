@@ -13,8 +13,11 @@ images, where every method is scored too; its output is cached) and, last, the s
 computes it. Networks are scored as ``Model.predict`` runs them, with the self-ensemble
 over flips and rotations, and also with a single pass.
 
-Runs live in ``results/runs/compare-<name>-<epochs>-epochs`` and resume like any training
-run.
+Two runs that differ only in floating-point rounding end a few hundredths of a dB apart
+(training is chaotic), so ``--seeds 0 1`` trains every contender from several seeds (initial
+weights and batch order); a contender's PSNR is then the mean over its seeds, each seed's
+scores listed under ``seeds``. Runs live in ``results/runs/compare-<name>-<epochs>-epochs``
+(``...-epochs-seed-<s>`` for seeds other than 0) and resume like any training run.
 """
 import argparse
 import json
@@ -66,10 +69,20 @@ def bm3d_psnr(data_folder, validation, k):
     return psnr_per_image(denoised, validation[1][:k].float()).mean().item()
 
 
+def mean_scores(scores):
+    """The element-wise mean of a list of equally nested dicts of numbers."""
+    first = scores[0]
+    if isinstance(first, dict):
+        return {key: mean_scores([s[key] for s in scores]) for key in first}
+    return sum(scores) / len(scores)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--data', default='data')
     parser.add_argument('--epochs', type=int, default=1, help='budget of every trained contender')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0],
+                        help='train every contender from each of these seeds')
     parser.add_argument('--bm3d-images', type=int, default=250)
     parser.add_argument('--out', default='results/compare.json')
     args = parser.parse_args(argv)
@@ -79,7 +92,8 @@ def main(argv=None):
 
     def scores(denoised):
         psnr = psnr_per_image(denoised, val_clean.float())
-        return {'psnr': psnr.mean().item(), f'psnr_first_{k}': psnr[:k].mean().item()}
+        first = {f'psnr_first_{k}': psnr[:k].mean().item()} if k else {}
+        return {'psnr': psnr.mean().item(), **first}
 
     def network_scores(model):
         return {**scores(model.predict(val_noisy)),
@@ -87,19 +101,25 @@ def main(argv=None):
 
     results = {'noisy input': scores(val_noisy.float())}
     for name, options in CONTENDERS.items():
-        run = run_folder('compare', f'{name} {args.epochs} epochs')
-        settings, _ = parse_settings(['--data', args.data, '--epochs', str(args.epochs),
-                                      '--run', str(run), *options])
-        log, model = train_run(settings, data, run)
-        results[name] = {**network_scores(model),
-                         'train_seconds': sum(e['seconds'] for e in log['epochs'])}
+        per_seed = {}
+        for seed in args.seeds:
+            run = run_folder('compare', f'{name} {args.epochs} epochs'
+                                        + (f' seed {seed}' if seed else ''))
+            settings, _ = parse_settings(['--data', args.data, '--epochs', str(args.epochs),
+                                          '--run', str(run), '--seed', str(seed), *options])
+            log, model = train_run(settings, data, run)
+            per_seed[str(seed)] = {**network_scores(model),
+                                   'train_seconds': sum(e['seconds'] for e in log['epochs'])}
+        results[name] = mean_scores(list(per_seed.values()))
+        if len(per_seed) > 1:
+            results[name]['seeds'] = per_seed
     if k:
         results['BM3D, true sigma'] = {f'psnr_first_{k}': bm3d_psnr(args.data, data[1], k)}
     shipped = Model()
     shipped.load_pretrained_model()
     results['shipped bestmodel.pth'] = network_scores(shipped)
-    report = {'epochs': args.epochs, 'n_val': int(val_noisy.shape[0]), 'bm3d_images': k,
-              'results': results}
+    report = {'epochs': args.epochs, 'seeds': args.seeds, 'n_val': int(val_noisy.shape[0]),
+              'bm3d_images': k, 'results': results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + '\n')
     print(f'| method | PSNR, all {val_noisy.shape[0]} (dB) | single pass | '
@@ -110,6 +130,8 @@ def main(argv=None):
                  f"{r['single_pass']['psnr']:.2f}" if 'single_pass' in r else '-',
                  f"{r[f'psnr_first_{k}']:.2f}" if k else '-']
         print(f"| {name} | {' | '.join(cells)} |")
+    if len(args.seeds) > 1:
+        print(f'trained contenders: the mean over seeds {", ".join(map(str, args.seeds))}')
     print(f'wrote {args.out}')
 
 
