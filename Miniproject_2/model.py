@@ -760,7 +760,7 @@ class ClippedMSE(MSE):
         except RuntimeError:  # shapes that don't broadcast
             expected = None
         if expected is None or expected.shape != prediction.shape:
-            self._fail(f'sigma {tuple(sigma.shape)} must broadcast to the prediction\'s shape '
+            self._fail(f"sigma {tuple(sigma.shape)} must broadcast to the prediction's shape "
                        f'{tuple(prediction.shape)}')
         return super().forward(expected, target)
 
@@ -1191,10 +1191,12 @@ class Model:
         """Noise2Noise training: Adam, warm-up then cosine decay over ``num_epochs``,
         random flips/rotations and input/target swaps, and a loss that knows the targets
         were clipped to 0-255 (``ClippedMSE``, each pair's noise level estimated from the
-        pair; ``recipe['clipped_noise'] = False`` for clean targets). After ``load_pretrained_model`` the
-        peak learning rate is the (small) fine-tuning one, and the warm-up spares the weights
-        the full-size first steps of a fresh Adam: they are refined, not thrown away. ``start_epoch``/``on_epoch_end(epoch, model)`` let a caller resume a
-        schedule and checkpoint between epochs."""
+        pair; ``recipe['clipped_noise'] = False`` for clean targets).
+
+        After ``load_pretrained_model`` the peak learning rate is the (small) fine-tuning
+        one, and the warm-up spares the weights the full-size first steps of a fresh Adam:
+        they are refined, not thrown away. ``start_epoch``/``on_epoch_end(epoch, model)``
+        let a caller resume a schedule and checkpoint between epochs."""
         source = self._as_images(train_input, 'train_input')
         target = self._as_images(train_target, 'train_target')
         if source.shape != target.shape:

@@ -6,7 +6,7 @@ Reads (paths relative to ``--root``, the repository root by default):
 
 - ``results/data_stats.json``        data stand-in statistics (falls back to data/stats.json);
 - ``results/runs/<name>/log.json``   training runs: ``main`` and its warm restart
-                                     ``main-restart`` (the shipped model), ``compare-*``
+                                     restarts (``STAGES``: the shipped model), ``compare-*``
                                      (compare.py), ``ablate-*`` (ablate.py);
 - ``results/compare.json``           side-by-side PSNR comparison;
 - ``results/bench.json``             speed against torch.nn;
@@ -170,6 +170,12 @@ def default_settings():
     return parse_settings(['--run', 'x'])[0]
 
 
+def run_settings(log):
+    """A run's settings, with those added after it was logged at the value it effectively had."""
+    from Miniproject_2.others.train import BEFORE_THE_SETTING
+    return {**BEFORE_THE_SETTING, **log['settings']}
+
+
 def load_runs(root):
     runs = {}
     for path in sorted(glob.glob(str(root / 'results/runs/*/log.json'))):
@@ -194,7 +200,26 @@ def parameter_count(architecture):
     return sum(p.numel() for p, _ in model.network.param()), model.tile_margin
 
 
-RESTART = 'main-restart'  # the warm restart of the main run that gave the shipped weights
+# The runs that made the shipped weights, each a warm restart from the best of the one before:
+# (run name, macro stem, label in the training curve, colour).
+STAGES = (('main', 'main', 'first schedule', 'tab:blue'),
+          ('main-restart', 'restart', 'warm restart', 'tab:green'),
+          ('main-clipped', 'clipped', 'restart, ClippedMSE', 'tab:red'))
+
+
+def shipped_chain(runs):
+    """[(stage, log, epoch offset)] of the stages that ran; a restart whose best epoch did
+    not beat the weights it started from saved nothing, and ends the chain."""
+    chain, offset = [], 0
+    for stage in STAGES:
+        log = runs.get(stage[0])
+        if not log:
+            break
+        chain.append((stage, log, offset))
+        if 'init_val_psnr' in log and best_epoch(log)['val_psnr'] <= log['init_val_psnr']:
+            break
+        offset += len(log['epochs'])
+    return chain
 
 
 def main_run_numbers(root, runs, numbers):
@@ -224,61 +249,53 @@ def main_run_numbers(root, runs, numbers):
     numbers['mainParams'] = fmt(params)
     numbers['tileMargin'] = fmt(margin)
     recipe = Model.RECIPE
-    numbers['mainLR'] = fmt_lr(settings['lr'] if settings else None)
     numbers['mainBatch'] = fmt(settings['batch_size'] if settings else None)
-    numbers['mainEpochs'] = fmt(settings['epochs'] if settings else None)
     numbers['warmupSteps'] = fmt(recipe['warmup_steps'])
     numbers['betaOne'] = fmt(recipe['betas'][0], 2)
     numbers['betaTwo'] = fmt(recipe['betas'][1], 2)
     numbers['finetuneLR'] = fmt_lr(recipe['finetune_lr'])
     numbers['chunkRows'] = fmt(_CHUNK_ROWS)
     numbers['predictTile'] = fmt(Model.PREDICT_TILE)
-    restart = runs.get(RESTART)
-    numbers['restartEpochs'] = fmt(restart['settings']['epochs'] if restart else None)
-    numbers['restartLR'] = fmt_lr(restart['settings']['lr'] if restart else None)
-    numbers['restartLRFlag'] = f"{restart['settings']['lr']:g}" if restart else None
-    names = ('mainEpochsDone', 'mainBestPSNR', 'mainFirstPSNR', 'mainHours',
-             'mainImagesPerSecond', 'restartEpochsDone', 'restartBestPSNR',
-             'restartBestEpoch', 'shippedEpochs')
-    for name in names:
-        numbers[name] = None
-    if not log:
-        return
-    epochs = log['epochs'] + (restart['epochs'] if restart else [])
-    seconds = sum(e['seconds'] for e in epochs)
+    for name, stem, _, _ in STAGES:  # each stage's command and result
+        stage = runs.get(name)
+        numbers[f'{stem}Epochs'] = fmt(stage['settings']['epochs'] if stage else None)
+        numbers[f'{stem}LR'] = fmt_lr(stage['settings']['lr'] if stage else None)
+        numbers[f'{stem}LRFlag'] = f"{stage['settings']['lr']:g}" if stage else None
+        best = best_epoch(stage) if stage else {}
+        numbers[f'{stem}BestPSNR'] = fmt(best.get('val_psnr'))
+        numbers[f'{stem}BestEpoch'] = fmt(best.get('epoch'))
+        numbers[f'{stem}InitPSNR'] = fmt(stage.get('init_val_psnr') if stage else None)
+        numbers[f'{stem}FirstGain'] = (fmt(stage['epochs'][0]['val_psnr'] - stage['init_val_psnr'])
+                                       if stage and 'init_val_psnr' in stage else None)
+    chain = shipped_chain(runs)
+    numbers['mainFirstPSNR'] = fmt(log['epochs'][0]['val_psnr'] if log else None)
+    numbers['mainEpochsDone'] = fmt(len(log['epochs']) if log else None)
+    numbers['shippedStages'] = fmt(len(chain) or None)
+    epochs = [e for _, stage_log, _ in chain for e in stage_log['epochs']]
     rates = sorted(e['images_per_second'] for e in epochs)
-    numbers['mainEpochsDone'] = fmt(len(log['epochs']))
-    numbers['mainBestPSNR'] = fmt(best_epoch(log)['val_psnr'])
-    numbers['mainFirstPSNR'] = fmt(log['epochs'][0]['val_psnr'])
-    numbers['mainHours'] = fmt(seconds / 3600, 1)
-    numbers['mainImagesPerSecond'] = fmt(round(rates[len(rates) // 2]))
-    shipped = best_epoch(log)['epoch']
-    if restart and best_epoch(restart)['val_psnr'] > restart['init_val_psnr']:
-        best = best_epoch(restart)
-        numbers['restartEpochsDone'] = fmt(len(restart['epochs']))
-        numbers['restartBestPSNR'] = fmt(best['val_psnr'])
-        numbers['restartBestEpoch'] = fmt(best['epoch'])
-        shipped = len(log['epochs']) + best['epoch']
-    numbers['shippedEpochs'] = fmt(shipped)
+    numbers['mainHours'] = fmt(sum(e['seconds'] for e in epochs) / 3600 if epochs else None, 1)
+    numbers['mainImagesPerSecond'] = fmt(round(rates[len(rates) // 2]) if rates else None)
+    if chain:
+        _, last_log, offset = chain[-1]
+        numbers['shippedEpochs'] = fmt(offset + best_epoch(last_log)['epoch'])
+        numbers['shippedRunPSNR'] = fmt(best_epoch(last_log)['val_psnr'])
+    else:
+        numbers['shippedEpochs'] = numbers['shippedRunPSNR'] = None
 
 
 def curve_figure(runs, out):
     path = out / 'curve.pdf'
-    log = runs.get('main')
-    if not log:
+    chain = shipped_chain(runs)
+    if not chain:
         placeholder_figure(path, (COLUMN_IN, 1.9), 'waiting for results/runs/main/log.json')
         return
     fig, ax = plt.subplots(figsize=(COLUMN_IN, 1.9), constrained_layout=True)
-    first = len(log['epochs'])
-    restart = runs.get(RESTART, {'epochs': []})
-    phases = (('first schedule', log['epochs'], 0, 'tab:blue'),
-              ('warm restart', restart['epochs'], first, 'tab:green'))
-    for label, epochs, offset, colour in phases:
-        if epochs:
-            ax.plot([offset + e['epoch'] for e in epochs], [e['val_psnr'] for e in epochs],
-                    marker='o', markersize=3, color=colour, label=label)
-    points = [(e['epoch'], e['val_psnr']) for e in log['epochs']]
-    points += [(first + e['epoch'], e['val_psnr']) for e in restart['epochs']]
+    points = []
+    for (_, _, label, colour), log, offset in chain:
+        xs = [offset + e['epoch'] for e in log['epochs']]
+        ys = [e['val_psnr'] for e in log['epochs']]
+        ax.plot(xs, ys, marker='o', markersize=3, color=colour, label=label)
+        points = list(zip(xs, ys))  # the shipped weights are the last stage's best
     best_epoch_number, best_psnr = max(points, key=lambda point: point[1])
     ax.plot([best_epoch_number], [best_psnr], marker='*', markersize=9, color='tab:orange',
             linestyle='none', label=f'best: {best_psnr:.2f} dB (shipped)')
@@ -297,7 +314,10 @@ def option_flags(settings, defaults):
         if key in ('data', 'epochs', 'run') or key not in settings or settings[key] == default:
             continue
         value, flag = settings[key], '--' + key.replace('_', '-')
-        if isinstance(value, bool):
+        if key == 'clipped_noise':  # off by --plain-mse, or implied by --clean-targets
+            if not settings.get('clean_targets'):
+                flags.append('--plain-mse')
+        elif isinstance(value, bool):
             flags.append(flag if value else '--no-' + key.replace('_', '-'))
         elif isinstance(value, list):
             flags.append(f"{flag} {','.join(map(str, value))}")
@@ -308,7 +328,7 @@ def option_flags(settings, defaults):
 
 def ablation_table(runs, out):
     path = out / 'ablation_table.tex'
-    names = [n for n in ('main', RESTART) if n in runs]
+    names = [stage[0] for stage in STAGES if stage[0] in runs]
     names += [n for n in runs if n.startswith('compare-')]
     names += [n for n in runs if n.startswith('ablate-')]
     if not names:
@@ -325,7 +345,7 @@ def ablation_table(runs, out):
     for name in names:
         log = runs[name]
         best = best_epoch(log)
-        flags = option_flags(log['settings'], defaults)
+        flags = option_flags(run_settings(log), defaults)
         options = rf"\texttt{{{tex_escape(' '.join(flags))}}}" if flags else '(defaults)'
         rows.append(f"\\texttt{{{tex_escape(name)}}} & {options} & "
                     f"{len(log['epochs'])} & {best['val_psnr']:.2f} & "
@@ -347,6 +367,7 @@ COMPARE_MACROS = {  # compare.json result name -> macro stem
     'noisy input': 'Noisy',
     'shipped bestmodel.pth': 'Shipped',
     'ours (Noise2Noise)': 'Ours',
+    'ours (Noise2Noise, plain MSE)': 'Plain',
     'torch.nn twin (Noise2Noise)': 'Twin',
     'ours (Noise2Clean)': 'Clean',
     'course baseline, ours (Noise2Noise)': 'Baseline',
@@ -359,6 +380,9 @@ def compare_numbers(root, numbers, out):
     k = get(report, 'bm3d_images')
     results = get(report, 'results') or {}
     numbers['cmpEpochs'] = fmt(get(report, 'epochs'))
+    seeds = get(report, 'seeds') or [0]  # reports written before --seeds: seed 0
+    numbers['cmpSeeds'] = fmt(len(seeds))
+    numbers['cmpSeedList'] = ' '.join(map(str, seeds))
     numbers['cmpNVal'] = fmt(get(report, 'n_val'))
     numbers['cmpBMDImages'] = fmt(k)
     first = f'psnr_first_{k}'
@@ -376,9 +400,14 @@ def compare_numbers(root, numbers, out):
         return None if x is None or y is None else fmt(x - y)
     numbers['cmpTwinGap'] = gap('ours (Noise2Noise)', 'torch.nn twin (Noise2Noise)')
     numbers['cmpCleanGap'] = gap('ours (Noise2Clean)', 'ours (Noise2Noise)')
-    clean, noisy = (get(results, name, 'single_pass', 'psnr')
-                    for name in ('ours (Noise2Clean)', 'ours (Noise2Noise)'))
-    numbers['cmpCleanGapSingle'] = None if clean is None or noisy is None else fmt(clean - noisy)
+    numbers['cmpPlainCleanGap'] = gap('ours (Noise2Clean)', 'ours (Noise2Noise, plain MSE)')
+    numbers['cmpClipGain'] = gap('ours (Noise2Noise)', 'ours (Noise2Noise, plain MSE)')
+    numbers['cmpCleanGapSingle'] = fmt(single_pass_gap(results, 'ours (Noise2Clean)',
+                                                       'ours (Noise2Noise)'))
+    numbers['cmpTwinGapBySeed'] = seed_gaps(results, 'ours (Noise2Noise)',
+                                            'torch.nn twin (Noise2Noise)', seeds)
+    numbers['cmpCleanGapBySeed'] = seed_gaps(results, 'ours (Noise2Clean)', 'ours (Noise2Noise)',
+                                             seeds)
     numbers['cmpOursGain'] = gap('ours (Noise2Noise)', 'noisy input')
     numbers['cmpShippedGain'] = gap('shipped bestmodel.pth', 'noisy input')
     numbers['cmpShippedOverBaseline'] = gap('shipped bestmodel.pth',
@@ -403,19 +432,27 @@ def compare_numbers(root, numbers, out):
     path.write_text('\n'.join(rows) + '\n')
 
 
-def clean_gap_one_epoch(runs, numbers):
-    """Noise2Clean minus Noise2Noise after one epoch (single pass), from the 1-epoch runs."""
-    clean, noisy = (runs.get(f'compare-ours-{kind}-1-epochs')
-                    for kind in ('noise2clean', 'noise2noise'))
-    numbers['cmpCleanGapOneEpoch'] = (fmt(clean['epochs'][-1]['val_psnr']
-                                          - noisy['epochs'][-1]['val_psnr'])
-                                      if clean and noisy else None)
+def seed_gaps(results, a, b, seeds):
+    """``a`` minus ``b`` seed by seed, as '+0.01, -0.09'; None without per-seed scores."""
+    gaps = []
+    for seed in seeds:
+        x, y = (get(results, name, 'seeds', str(seed), 'psnr') for name in (a, b))
+        if x is None or y is None:
+            return None
+        gaps.append(f'{x - y:+.2f}')
+    return ', '.join(gaps)
+
+
+def single_pass_gap(results, a, b):
+    x, y = (get(results, name, 'single_pass', 'psnr') for name in (a, b))
+    return None if x is None or y is None else x - y
 
 
 COMPARE_LABELS = {
     'noisy input': 'noisy input',
     'shipped bestmodel.pth': r'ours, shipped (\texttt{bestmodel.pth})',
     'ours (Noise2Noise)': 'ours, Noise2Noise',
+    'ours (Noise2Noise, plain MSE)': 'ours, N2N, plain MSE',
     'torch.nn twin (Noise2Noise)': r'\texttt{torch.nn} twin, Noise2Noise',
     'ours (Noise2Clean)': 'ours, Noise2Clean',
     'course baseline, ours (Noise2Noise)': 'course baseline (ours), N2N',
@@ -580,7 +617,6 @@ def main(argv=None):
     runs = load_runs(root)
     main_run_numbers(root, runs, numbers)
     compare_numbers(root, numbers, out)
-    clean_gap_one_epoch(runs, numbers)
     curve_figure(runs, out)
     ablation_table(runs, out)
     bench_numbers(root, numbers, out)

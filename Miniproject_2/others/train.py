@@ -1,9 +1,15 @@
 """Train the denoiser, validating, checkpointing and keeping the best weights every epoch.
 
     python -m Miniproject_2.others.train --data data --epochs 11 --run results/runs/main \
-        --out results/runs/main/bestmodel.pth
+        --plain-mse --out results/runs/main/bestmodel.pth
     python -m Miniproject_2.others.train --data data --epochs 18 --run results/runs/main-restart \
-        --lr 1e-3 --init results/runs/main/bestmodel.pth --out Miniproject_2/bestmodel.pth
+        --plain-mse --lr 1e-3 --init results/runs/main/bestmodel.pth \
+        --out results/runs/main-restart/bestmodel.pth
+    python -m Miniproject_2.others.train --data data --epochs 6 --run results/runs/main-clipped \
+        --lr 5e-4 --init results/runs/main-restart/bestmodel.pth --out Miniproject_2/bestmodel.pth
+
+(the shipped weights: two schedules with plain MSE, then a restart with ``ClippedMSE``, the
+default loss since).
 
 A run folder holds ``checkpoint.pt`` (weights, optimizer state, progress: rewritten
 atomically after every epoch) and ``log.json`` (settings and every epoch's validation PSNR,
