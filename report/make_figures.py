@@ -275,12 +275,9 @@ def main_run_numbers(root, runs, numbers):
     rates = sorted(e['images_per_second'] for e in epochs)
     numbers['mainHours'] = fmt(sum(e['seconds'] for e in epochs) / 3600 if epochs else None, 1)
     numbers['mainImagesPerSecond'] = fmt(round(rates[len(rates) // 2]) if rates else None)
-    if chain:
-        _, last_log, offset = chain[-1]
-        numbers['shippedEpochs'] = fmt(offset + best_epoch(last_log)['epoch'])
-        numbers['shippedRunPSNR'] = fmt(best_epoch(last_log)['val_psnr'])
-    else:
-        numbers['shippedEpochs'] = numbers['shippedRunPSNR'] = None
+    # The shipped weights went through each stage's best epoch, the next stage's start.
+    numbers['shippedEpochs'] = fmt(sum(best_epoch(stage_log)['epoch'] for _, stage_log, _ in chain)
+                                   if chain else None)
 
 
 def curve_figure(runs, out):
@@ -326,13 +323,20 @@ def option_flags(settings, defaults):
     return flags
 
 
+def ablation_numbers(runs, numbers):
+    """What ClippedMSE gains at the ablations' short budget."""
+    shipped = runs.get('ablate-shipped-recipe')
+    plain = runs.get('ablate-plain-mse-blind-to-clipping')
+    numbers['ablClipGain'] = (fmt(best_epoch(shipped)['val_psnr'] - best_epoch(plain)['val_psnr'])
+                              if shipped and plain else None)
+
+
 def ablation_table(runs, out):
     path = out / 'ablation_table.tex'
     names = [stage[0] for stage in STAGES if stage[0] in runs]
-    names += [n for n in runs if n.startswith('compare-')]
-    names += [n for n in runs if n.startswith('ablate-')]
+    names += [n for n in runs if n.startswith('ablate-')]  # compare-* runs: Table 2
     if not names:
-        warn('no results/runs/{main,compare-*,ablate-*}/log.json: ablation-table placeholder')
+        warn('no results/runs/{main*,ablate-*}/log.json: ablation-table placeholder')
         placeholder_table(path, 5, 'no training run logged yet')
         (out / 'ablation_commands.tex').write_text('(no ablate-* run yet)\n')
         return
@@ -619,6 +623,7 @@ def main(argv=None):
     compare_numbers(root, numbers, out)
     curve_figure(runs, out)
     ablation_table(runs, out)
+    ablation_numbers(runs, numbers)
     bench_numbers(root, numbers, out)
     examples(root, numbers, out)
     numbers.write(out / 'numbers.tex')
