@@ -5,9 +5,9 @@
 Reads (paths relative to ``--root``, the repository root by default):
 
 - ``results/data_stats.json``        data stand-in statistics (falls back to data/stats.json);
-- ``results/runs/<name>/log.json``   training runs: ``main`` and its warm restart
-                                     restarts (``STAGES``: the shipped model), ``compare-*``
-                                     (compare.py), ``ablate-*`` (ablate.py);
+- ``results/runs/<name>/log.json``   training runs: ``main`` and its warm restarts
+                                     (``STAGES``: the shipped model), ``ablate-*``
+                                     (ablate.py);
 - ``results/compare.json``           side-by-side PSNR comparison;
 - ``results/bench.json``             speed against torch.nn;
 - ``Miniproject_2/bestmodel.pth``, ``data/val_data.pkl`` and the scikit-image wheel cached
@@ -270,7 +270,6 @@ def main_run_numbers(root, runs, numbers):
     chain = shipped_chain(runs)
     numbers['mainFirstPSNR'] = fmt(log['epochs'][0]['val_psnr'] if log else None)
     numbers['mainEpochsDone'] = fmt(len(log['epochs']) if log else None)
-    numbers['shippedStages'] = fmt(len(chain) or None)
     epochs = [e for _, stage_log, _ in chain for e in stage_log['epochs']]
     rates = sorted(e['images_per_second'] for e in epochs)
     numbers['mainHours'] = fmt(sum(e['seconds'] for e in epochs) / 3600 if epochs else None, 1)

@@ -1,19 +1,20 @@
 """Side-by-side denoising comparison on the validation set.
 
-    python -m Miniproject_2.others.compare --data data --epochs 3 --out results/compare.json
+    python -m Miniproject_2.others.compare --data data --epochs 3 --seeds 0 1 \
+        --out results/compare.json
 
 Trains, with the same recipe and the same budget (``--epochs`` over all training pairs),
 the shipped architecture in our framework (Noise2Noise; also with a plain MSE loss, blind
-to the targets' clipping), its torch.nn twin by autograd,
-the same network on clean targets (Noise2Clean) and the course's baseline network; then
-scores them, the noisy input, BM3D given each image's true sigma (the classical reference,
-optional: ``pip install bm3d``; about a second an image, so on the first ``--bm3d-images``
-images, where every method is scored too; its output is cached) and, last, the shipped
+to the targets' clipping), its torch.nn twin by autograd, the same network on clean
+targets (Noise2Clean) and the course's baseline network; then scores them, the noisy
+input, BM3D given each image's true sigma (the classical reference, optional:
+``pip install bm3d``; about a second an image, so on the first ``--bm3d-images`` images,
+where every method is scored too; its output is cached) and, last, the shipped
 ``bestmodel.pth``. PSNR is the mean over images of each image's PSNR, as the course's test
 computes it. Networks are scored as ``Model.predict`` runs them, with the self-ensemble
 over flips and rotations, and also with a single pass.
 
-Two runs that differ only in floating-point rounding end a few hundredths of a dB apart
+Two runs that differ only in floating-point rounding end up to a tenth of a dB apart
 (training is chaotic), so ``--seeds 0 1`` trains every contender from several seeds (initial
 weights and batch order); a contender's PSNR is then the mean over its seeds, each seed's
 scores listed under ``seeds``. Runs live in ``results/runs/compare-<name>-<epochs>-epochs``
