@@ -32,18 +32,26 @@ def upsampling(g, dtype, bias=True):
 # Forward and gradients against autograd, on hypothesis sweeps, in float32 and float64
 # --------------------------------------------------------------------------------------
 
+def in_layout(x, channels_last):
+    """``x``, or the same values channels-last in memory: the layout our layers hand each
+    other, which takes other code paths (at stride 1, convolutions without a patch matrix)."""
+    return x.movedim(-3, -1).contiguous().movedim(-1, -3) if channels_last else x
+
+
 @SETTINGS
-@given(conv_geometries(), dtypes, st.booleans(), seeds)
-def test_conv2d_matches_autograd(g, dtype, bias, seed):
+@given(conv_geometries(), dtypes, st.booleans(), st.booleans(), seeds)
+def test_conv2d_matches_autograd(g, dtype, bias, channels_last, seed):
     module = conv(g, dtype, bias)
-    check_against_autograd(module, random_tensor(seed, g.input_shape, dtype), seed + 1)
+    x = in_layout(random_tensor(seed, g.input_shape, dtype), channels_last)
+    check_against_autograd(module, x, seed + 1)
 
 
 @SETTINGS
-@given(transpose_geometries(), dtypes, st.booleans(), seeds)
-def test_transpose_conv2d_matches_autograd(g, dtype, bias, seed):
+@given(transpose_geometries(), dtypes, st.booleans(), st.booleans(), seeds)
+def test_transpose_conv2d_matches_autograd(g, dtype, bias, channels_last, seed):
     module = transpose_conv(g, dtype, bias)
-    check_against_autograd(module, random_tensor(seed, g.input_shape, dtype), seed + 1)
+    x = in_layout(random_tensor(seed, g.input_shape, dtype), channels_last)
+    check_against_autograd(module, x, seed + 1)
 
 
 @pytest.mark.parametrize('stride, dilation, output_padding', [
