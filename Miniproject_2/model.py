@@ -237,8 +237,6 @@ def _weight_matrix(weight, channels_last):
 def _conv_matmul(x, weight, bias, geometry):
     """Y = X W^T + b as an (N*Ho*Wo, O) matrix, for the (O, C, kh, kw) ``weight``."""
     channels_last = _is_channels_last(x)
-    if channels_last and geometry[1] == (1, 1):
-        return _shifted_conv_matmul(x, weight, bias, geometry)
     windows = _windows(x, geometry, channels_last)
     n, ho, wo = windows.shape[:3]
     weight = _weight_matrix(weight, channels_last)
@@ -252,44 +250,9 @@ def _conv_matmul(x, weight, bias, geometry):
     return out
 
 
-def _shifted_conv_matmul(x, weight, bias, geometry):
-    """``_conv_matmul`` at stride 1 on channels-last input, without a patch matrix.
-
-    In the padded image flattened to (N*Hp*Wp, C) rows, tap (i, j) of the output at row p
-    reads row p + i*dh*Wp + j*dw: each tap is one GEMM of a contiguous slice with that tap's
-    (C, O) weight, accumulated in place. Outputs are computed on the whole padded grid, in
-    chunks that stay in cache across the taps, and the valid ones copied out."""
-    n, c, h, w = x.shape
-    (kh, kw), _, (ph, pw), (dh, dw) = geometry
-    ho, wo = _out_size(h, kh, 1, ph, dh), _out_size(w, kw, 1, pw, dw)
-    image = _zero_padded(x.permute(0, 2, 3, 1), ph, pw)
-    hp, wp = image.shape[1:3]
-    flat = image.view(-1, c)
-    taps = weight.permute(2, 3, 1, 0).contiguous()  # (kh, kw, C, O)
-    reach = (kh - 1) * dh * wp + (kw - 1) * dw
-    grid = x.new_empty(n * hp * wp, weight.shape[0])
-    # The rows whose taps all stay inside the image; every valid output is one of them.
-    for start in range(0, n * hp * wp - reach, _CHUNK_ROWS):
-        rows = grid[start:start + _CHUNK_ROWS]
-        rows = rows[:min(len(rows), n * hp * wp - reach - start)]
-        if bias is None:
-            rows.zero_()
-        else:
-            rows.copy_(bias.expand_as(rows))
-        for i in range(kh):
-            for j in range(kw):
-                offset = start + i * dh * wp + j * dw
-                rows.addmm_(flat[offset:offset + len(rows)], taps[i, j])
-    out = x.new_empty(n * ho * wo, weight.shape[0])
-    out.view(n, ho, wo, -1).copy_(grid.view(n, hp, wp, -1)[:, :ho, :wo])
-    return out
-
-
 def _conv_weight_grad(x, grad, weight_grad, geometry):
     """dW += dY^T X, with dY the (N*Ho*Wo, O) output gradient."""
     channels_last = _is_channels_last(x)
-    if channels_last and geometry[1] == (1, 1):
-        return _shifted_conv_weight_grad(x, grad, weight_grad, geometry)
     windows = _windows(x, geometry, channels_last)
     n, ho, wo = windows.shape[:3]
     total = grad.new_zeros(weight_grad[0].numel(), grad.shape[1])
@@ -300,31 +263,6 @@ def _conv_weight_grad(x, grad, weight_grad, geometry):
         weight_grad += total.view(kh, kw, x.shape[1], -1).permute(3, 2, 0, 1)
     else:
         weight_grad += total.t().view(weight_grad.shape)
-
-
-def _shifted_conv_weight_grad(x, grad, weight_grad, geometry):
-    """``_conv_weight_grad`` at stride 1 on channels-last input, without a patch matrix: tap
-    (i, j)'s (C, O) gradient sums, over the rows p of the padded grid (as in
-    ``_shifted_conv_matmul``), image row p + i*dh*Wp + j*dw times dY row p, dY being zero
-    outside the valid outputs."""
-    n, c, h, w = x.shape
-    (kh, kw), _, (ph, pw), (dh, dw) = geometry
-    ho, wo = _out_size(h, kh, 1, ph, dh), _out_size(w, kw, 1, pw, dw)
-    image = _zero_padded(x.permute(0, 2, 3, 1), ph, pw)
-    hp, wp = image.shape[1:3]
-    flat = image.view(-1, c)
-    on_grid = grad.new_zeros(n, hp, wp, grad.shape[1])
-    on_grid[:, :ho, :wo] = grad.view(n, ho, wo, -1)
-    on_grid = on_grid.view(n * hp * wp, -1)
-    reach = (kh - 1) * dh * wp + (kw - 1) * dw
-    taps = grad.new_zeros(kh, kw, c, grad.shape[1])
-    for start in range(0, n * hp * wp - reach, _CHUNK_ROWS):
-        dy = on_grid[start:min(start + _CHUNK_ROWS, n * hp * wp - reach)]
-        for i in range(kh):
-            for j in range(kw):
-                offset = start + i * dh * wp + j * dw
-                taps[i, j].addmm_(flat[offset:offset + len(dy)].t(), dy)
-    weight_grad += taps.permute(3, 2, 0, 1)
 
 
 def _conv_input_grad(weight, grad, shape, geometry):

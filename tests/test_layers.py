@@ -34,7 +34,7 @@ def upsampling(g, dtype, bias=True):
 
 def in_layout(x, channels_last):
     """``x``, or the same values channels-last in memory: the layout our layers hand each
-    other, which takes other code paths (at stride 1, convolutions without a patch matrix)."""
+    other, whose patches are gathered in another order."""
     return x.movedim(-3, -1).contiguous().movedim(-1, -3) if channels_last else x
 
 
