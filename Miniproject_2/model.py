@@ -732,7 +732,7 @@ def _expected_clipped(mean, sigma):
     g = mean (Phi(b) - Phi(a)) + sigma (phi(a) - phi(b)) + 1 - Phi(b); dg/dmean = Phi(b) - Phi(a).
     Tensor operations only, so autograd can differentiate it too (the tests' oracle)."""
     a, b = -mean / sigma, (1 - mean) / sigma
-    cdf_a, cdf_b = (a / math.sqrt(2)).erf().add(1).div(2), (b / math.sqrt(2)).erf().add(1).div(2)
+    cdf_a, cdf_b = [(z / math.sqrt(2)).erf().add(1).div(2) for z in (a, b)]
     pdf_a, pdf_b = [(-z * z / 2).exp() / math.sqrt(2 * math.pi) for z in (a, b)]
     slope = cdf_b - cdf_a
     return mean * slope + sigma * (pdf_a - pdf_b) + (1 - cdf_b), slope
