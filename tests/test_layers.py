@@ -54,6 +54,20 @@ def test_transpose_conv2d_matches_autograd(g, dtype, bias, channels_last, seed):
     check_against_autograd(module, x, seed + 1)
 
 
+@pytest.mark.parametrize('shape, make', [
+    ((1, 2, 5, 6), lambda: Conv2d(2, 3, 3, padding=1)),
+    ((1, 2, 4), lambda: Conv2d(1, 2, (1, 4))),
+    ((1, 1, 3, 1), lambda: Conv2d(1, 2, 3, padding=1)),
+    ((2, 3, 1, 4), lambda: Conv2d(3, 1, 1))], ids=['batch-of-one', 'one-output-column',
+                                                   'one-input-column', 'one-output-channel'])
+def test_stride1_backward_reads_the_patch_order_of_its_layout(shape, make):
+    """At stride 1 the weight gradient comes from dY's patch matrix, whose column order
+    follows dY's memory layout; these gradients have size-1 dimensions (any stride there)
+    or a column-major matrix (the second input is one unbatched image)."""
+    x = random_tensor(0, shape, torch.float64)
+    check_against_autograd(make().to(dtype=torch.float64), x, 1)
+
+
 @pytest.mark.parametrize('stride, dilation, output_padding', [
     (2, 1, 1), (3, 1, 2), ((2, 3), 1, (1, 2)), (2, 2, 1), ((3, 2), 2, (2, 0))])
 def test_transpose_conv2d_output_padding(stride, dilation, output_padding):
@@ -298,14 +312,14 @@ def test_chunking_by_images_changes_nothing(make, monkeypatch):
     x = torch.randn(5, 3, 9, 7, dtype=torch.float64)
     grad = torch.randn_like(make().to(dtype=torch.float64)(x))
 
-    def run(chunk_rows):
-        monkeypatch.setattr(model_module, '_CHUNK_ROWS', chunk_rows)
+    def run(chunk_bytes):
+        monkeypatch.setattr(model_module, '_CHUNK_BYTES', chunk_bytes)
         torch.manual_seed(0)
         module = make().to(dtype=torch.float64)
         return module(x), module.backward(grad), [g.clone() for _, g in module.param()]
-    whole, chunked = run(10 ** 9), run(1)
+    whole, chunked = run(10 ** 12), run(1)
     for a, b in zip([whole[0], whole[1], *whole[2]], [chunked[0], chunked[1], *chunked[2]]):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
-    monkeypatch.setattr(model_module, '_CHUNK_ROWS', 1)
+    monkeypatch.setattr(model_module, '_CHUNK_BYTES', 1)
     torch.manual_seed(0)
     check_against_autograd(make().to(dtype=torch.float64), x)
