@@ -235,10 +235,14 @@ def _patch_blocks(windows):
 
 
 def _weight_matrix(weight, channels_last):
-    """(O, C, kh, kw) weight -> contiguous (C*kh*kw, O) matrix, rows in the patches' order.
+    """(O, C, kh, kw) weight -> (C*kh*kw, O) matrix, rows in the patches' order.
 
-    Contiguous, not a transposed view: MKL rounds a transposed operand differently, and
-    with this layout the product matches F.conv2d bit for bit."""
+    Contiguous for channel-first input: MKL rounds a transposed operand differently, and
+    with this layout small products match F.conv2d bit for bit. For channels-last input
+    with under 16 output channels, the transposed view of a contiguous (O, C*kh*kw) matrix:
+    MKL multiplies by a narrow row-major matrix slowly (4x slower at 3 columns here)."""
+    if channels_last and weight.shape[0] < 16:
+        return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1).t()
     order = (2, 3, 1, 0) if channels_last else (1, 2, 3, 0)
     return weight.permute(order).contiguous().view(-1, weight.shape[0])
 
@@ -632,11 +636,13 @@ class Upsampling(Conv2d):
                                  phases.storage_offset())
 
     def _phase_weight(self):
-        """(O, C, 3, 3) weight -> (4*O, C, 2, 2) phase kernels: taps[r] @ w @ taps[t]^T."""
-        taps = _phase_taps(self.weight)
-        rows = taps.view(2, 1, 1, 1, 2, 3) @ self.weight
-        w = rows @ taps.transpose(1, 2).view(1, 2, 1, 1, 3, 2)
-        return w.reshape(4 * self.out_channels, self.in_channels, 2, 2)
+        """(O, C, 3, 3) weight -> (4*O, C, 2, 2) phase kernels taps[r] @ w @ taps[t]^T, as
+        two matrix products over all channels at once."""
+        o, c = self.out_channels, self.in_channels
+        taps = _phase_taps(self.weight).view(4, 3)                     # rows (r, p)
+        rows = taps @ self.weight.permute(2, 0, 1, 3).reshape(3, -1)   # (r p, o c j)
+        both = rows.view(-1, 3) @ taps.t()                             # (r p o c, t q)
+        return both.view(2, 2, o, c, 2, 2).permute(0, 4, 2, 3, 1, 5).reshape(4 * o, c, 2, 2)
 
     def backward(self, gradwrtoutput):
         if not self.use_phases:
@@ -654,10 +660,11 @@ class Upsampling(Conv2d):
         grad_phase_w = x.new_zeros(4 * o, c, 2, 2)
         dx = _conv_backward(x, phase_grad, self._phase_weight(), grad_phase_w,
                             self._PHASE_GEOMETRY, self.compute_input_grad)
-        taps = _phase_taps(self.weight)
-        grad_w = (taps.transpose(1, 2).view(2, 1, 1, 1, 3, 2)
-                  @ grad_phase_w.view(2, 2, o, c, 2, 2) @ taps.view(1, 2, 1, 1, 2, 3))
-        self.grads['weight'] += grad_w.sum((0, 1))
+        taps = _phase_taps(self.weight).view(4, 3)
+        by_phase = grad_phase_w.view(2, 2, o, c, 2, 2)                  # (r, t, o, c, p, q)
+        columns = by_phase.permute(0, 4, 2, 3, 1, 5).reshape(-1, 4) @ taps   # (r p o c, j)
+        grad_w = taps.t() @ columns.view(4, -1)                         # (i, o c j)
+        self.grads['weight'] += grad_w.view(3, o, c, 3).permute(1, 2, 0, 3)
         if self.bias is not None:
             self.grads['bias'] += phase_grad.sum(0).view(4, o).sum(0)
         return self._unbatch(dx, unbatched)
