@@ -223,7 +223,7 @@ def shipped_chain(runs):
 
 
 def main_run_numbers(root, runs, numbers):
-    from Miniproject_2.model import Model, _CHUNK_ROWS
+    from Miniproject_2.model import Model, _CHUNK_BYTES
     log = runs.get('main')
     settings = log['settings'] if log else None
     architecture = dict(Model.ARCHITECTURE)
@@ -254,7 +254,7 @@ def main_run_numbers(root, runs, numbers):
     numbers['betaOne'] = fmt(recipe['betas'][0], 2)
     numbers['betaTwo'] = fmt(recipe['betas'][1], 2)
     numbers['finetuneLR'] = fmt_lr(recipe['finetune_lr'])
-    numbers['chunkRows'] = fmt(_CHUNK_ROWS)
+    numbers['chunkMiB'] = fmt(_CHUNK_BYTES / 2 ** 20, 0)
     numbers['predictTile'] = fmt(Model.PREDICT_TILE)
     for name, stem, _, _ in STAGES:  # each stage's command and result
         stage = runs.get(name)
@@ -476,6 +476,7 @@ def bench_numbers(root, numbers, out):
     numbers['benchCPU'] = tex_escape(get(report, 'machine', 'cpu')) if report else None
     numbers['benchThreads'] = fmt(get(report, 'machine', 'threads'))
     numbers['benchTorch'] = tex_escape(get(report, 'machine', 'torch')) if report else None
+    numbers['benchRuns'] = fmt(get(report, 'runs') or (1 if report else None))
     for network, stem in (('baseline', 'Base'), ('shipped', 'Ship')):
         for case, (case_stem, _) in BENCH_CASES.items():
             entry = get(report, network, case) or {}
@@ -487,6 +488,9 @@ def bench_numbers(root, numbers, out):
             numbers[f'bench{stem}{case_stem}Speedup'] = fmt(None if not ratio else 1 / ratio, 1)
             numbers[f'bench{stem}{case_stem}Verdict'] = (None if not ratio else
                                                          'faster' if ratio < 1 else 'slower')
+            ratios = entry.get('ratios') or ([ratio] if ratio else [])
+            numbers[f'bench{stem}{case_stem}RatioMin'] = fmt(min(ratios) if ratios else None)
+            numbers[f'bench{stem}{case_stem}RatioMax'] = fmt(max(ratios) if ratios else None)
     path = out / 'speed_table.tex'
     if not report:
         placeholder_table(path, 7, 'waiting for results/bench.json')

@@ -29,6 +29,13 @@ def test_grader_conv2d(grad_enabled):
     assert not failures, f'conv2d differs for seeds {failures}'
 
 
+def test_grader_conv2d_is_bitwise_equal():
+    """What the README claims for the grader's case: not just close, the same bits."""
+    for seed in SEEDS:
+        x, conv = grader_input(seed)
+        assert torch.equal(conv.forward(x), F.conv2d(x, conv.weight, conv.bias)), seed
+
+
 def test_grader_sigmoid():
     failures = []
     for seed in SEEDS:
