@@ -582,10 +582,8 @@ def _phase_taps(like):
     After nearest x2 upsampling, output row 2a+r of a 3x3 'same' convolution reads input
     rows (a-1, a) with taps (w0, w1+w2) for r=0 and rows (a, a+1) with (w0+w1, w2) for r=1.
     """
-    taps = like.new_zeros(2, 2, 3)
-    taps[0, 0, 0] = taps[0, 1, 1] = taps[0, 1, 2] = 1
-    taps[1, 0, 0] = taps[1, 0, 1] = taps[1, 1, 2] = 1
-    return taps
+    return like.new_tensor([[[1, 0, 0], [0, 1, 1]],
+                            [[1, 1, 0], [0, 0, 1]]])
 
 
 class Upsampling(Conv2d):
@@ -618,9 +616,10 @@ class Upsampling(Conv2d):
         x, unbatched = self._batched_input(input)
         n, _, h, w = x.shape
         bias = None if self.bias is None else self.bias.repeat(4)
+        phase_weight = self._phase_weight()
         # Rows (n, a, b): image and 2x2 window; columns (r, t, o): phase and channel.
-        phases = _conv_matmul(x, self._phase_weight(), bias, self._PHASE_GEOMETRY)
-        self._saved = (x, unbatched)
+        phases = _conv_matmul(x, phase_weight, bias, self._PHASE_GEOMETRY)
+        self._saved = (x, phase_weight, unbatched)
         y = self._interleaved(phases.view(n, h + 1, w + 1, 2, 2, self.out_channels))
         return self._unbatch(_image_view(y.reshape(-1, self.out_channels), n, 2 * h, 2 * w),
                              unbatched)
@@ -648,7 +647,7 @@ class Upsampling(Conv2d):
         if not self.use_phases:
             grad = super().backward(gradwrtoutput)
             return None if grad is None else self.upsample.backward(grad)
-        x, unbatched = self._saved_or_fail()
+        x, phase_weight, unbatched = self._saved_or_fail()
         n, c, h, w = x.shape
         o = self.out_channels
         g = self._batched_grad(gradwrtoutput, (n, o, 2 * h, 2 * w), unbatched)
@@ -658,7 +657,7 @@ class Upsampling(Conv2d):
         phase_grad = phase_grad.view(-1, 4 * o)
         # dW of the phase kernels, mapped back through the taps: sum_rt taps[r]^T dW_rt taps[t].
         grad_phase_w = x.new_zeros(4 * o, c, 2, 2)
-        dx = _conv_backward(x, phase_grad, self._phase_weight(), grad_phase_w,
+        dx = _conv_backward(x, phase_grad, phase_weight, grad_phase_w,
                             self._PHASE_GEOMETRY, self.compute_input_grad)
         taps = _phase_taps(self.weight).view(4, 3)
         by_phase = grad_phase_w.view(2, 2, o, c, 2, 2)                  # (r, t, o, c, p, q)
