@@ -15,11 +15,12 @@ and records how much memory each of our runs adds at its peak (Linux's peak RSS)
 are ours / torch: below 1 is faster.
 
 Timings on a shared machine move between runs, and not only by noise: on this 2-core
-machine some processes run our many short parallel regions (im2col copies, GEMMs of a
-chunk) as if the second core were mostly absent, our training step 35-45% slower, torch's
-5-10%. So ``--runs N`` repeats the whole measurement in N fresh processes and reports, per
-case, the median over the runs (of the ratio and of each time), with every run's ratio
-under ``ratios``: the README quotes those.
+machine there are spells, minutes long, in which our training step runs 30-45% slower
+(its im2col copies about 70%, its GEMMs about 17%) and torch's 5-10%, as if other
+tenants were taking the shared cache and memory bandwidth that our memory-bound passes
+need. So ``--runs N`` repeats the whole measurement in N fresh processes, one after the
+other, and reports per case the median over the runs (of the ratio and of each time), with
+every run's ratio under ``ratios``: the README quotes those.
 """
 import argparse
 import copy
