@@ -119,6 +119,56 @@ def test_sample_patches_area_averages_large_squares():
     assert set(torch.unique(patches).tolist()) - {0, 255}
 
 
+# pixelate and sample_pixelated
+
+def test_pixelate_clean_is_the_block_mean_and_noisy_a_pixel_of_the_block():
+    source = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8, generator=_generator())
+    clean, (first, second) = data.pixelate(source, 2, 2, _generator(1))
+    assert clean.shape == first.shape == (3, 32, 32) and clean.dtype == torch.uint8
+    blocks = source.double().view(3, 32, 2, 32, 2)
+    assert torch.equal(clean, blocks.mean((2, 4)).round().to(torch.uint8))
+    for noisy in first, second:
+        # The same source position for R, G and B, one of the block's four pixels.
+        matches = blocks == noisy.double().view(3, 32, 1, 32, 1)
+        assert matches.all(0).any(3).any(1).all()
+    assert not torch.equal(first, second)
+
+
+def test_pixelation_positions_are_uniform_independent_and_unbiased():
+    # A source whose every block holds 0..15: a noisy pixel is the position drawn.
+    positions = torch.arange(16, dtype=torch.uint8).view(4, 4)
+    source = positions.repeat(32, 32).expand(3, -1, -1).contiguous()
+    clean, (first, second) = data.pixelate(source, 4, 2, _generator())
+    assert (clean == 8).all()  # the mean 7.5, rounded half to even
+    counts = torch.bincount(first[0].flatten().long(), minlength=16)
+    assert counts.min() > 30 and counts.max() < 100  # 64 expected per position
+    assert (first == first[:1]).all()  # R, G and B agree
+    correlation = torch.corrcoef(torch.stack([first[0].flatten(), second[0].flatten()]).float())
+    assert abs(correlation[0, 1]) < 0.1
+    assert abs(first.float().mean() - 7.5) < 0.6  # 4 standard errors of a 1024-pixel mean
+
+
+def test_sample_pixelated_shape_determinism_and_factor_limits(photos):
+    clean, noisy = data.sample_pixelated(photos, 20, _generator(7), 2, factors=(2, 3))
+    assert clean.shape == (20, 3, 32, 32) and len(noisy) == 2
+    again, noisy_again = data.sample_pixelated(photos, 20, _generator(7), 2, factors=(2, 3))
+    assert torch.equal(clean, again) and torch.equal(noisy[1], noisy_again[1])
+    # A factor larger than the square allows is cut down, never upsampled: 96 px photo.
+    data.sample_pixelated(photos, 5, _generator(), 1, factors=(50, 60))
+    with pytest.raises(ValueError, match="f_min <= f_max"):
+        data.sample_pixelated(photos, 5, _generator(), 1, factors=(3, 2))
+
+
+def test_noise_statistics_of_a_known_noise():
+    clean = torch.full((4, 3, 8, 8), 100, dtype=torch.uint8)
+    noisy = clean.clone()
+    noisy[:, :, :4] = 200  # half the pixels off by 100 in all channels, the rest exact
+    stats = data.noise_statistics(noisy, clean)
+    assert stats["within_1"] == 0.5 and stats["beyond_60"] == 0.5
+    assert stats["rgb_correlation"] == pytest.approx(1.0)
+    assert stats["psnr_mean_db"] == pytest.approx(-10 * math.log10(0.5 * (100 / 255) ** 2))
+
+
 # build, ensure_data and main
 
 def test_build_writes_the_course_format(tmp_path, fake_sources):
@@ -131,14 +181,26 @@ def test_build_writes_the_course_format(tmp_path, fake_sources):
             assert tensor.shape == (n, 3, 32, 32) and tensor.dtype == torch.uint8
     assert not torch.equal(*train)
     sigma = torch.load(tmp_path / "val_sigma.pt")
-    assert sigma.shape == (5,) and sigma.dtype == torch.float32
-    assert ((sigma >= data.SIGMA_MIN) & (sigma <= data.SIGMA_MAX)).all()
+    rms = (val[0].float() - val[1].float()).flatten(1).pow(2).mean(1).sqrt()
+    assert sigma.shape == (5,) and torch.allclose(sigma, rms)
     stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["noise"] == "pixelation"
     assert stats["train_photos_per_source"] == {"first": 1, "second": 1}
-    psnr = data.psnr_per_image(*val).mean().item()
-    assert stats["val_psnr_noisy_vs_clean_mean_db"] == pytest.approx(psnr)
-    assert stats["val_psnr_global_mse_db"] == pytest.approx(data.psnr_global(*val))
+    assert stats["val"] == pytest.approx(data.noise_statistics(*val))
+    assert stats["val"]["psnr_mean_db"] == pytest.approx(data.psnr_per_image(*val).mean().item())
     assert fake_sources == [tmp_path / "cache"] * 2
+
+
+def test_build_with_gaussian_noise(tmp_path, fake_sources):
+    data.build(tmp_path, n_train=6, n_val=400, seed=1, noise="gaussian")
+    noisy, clean = torch.load(tmp_path / "val_data.pkl")
+    noise = noisy.float() - clean.float()
+    # Gaussian noise is spatially independent of the image: it is nowhere near zero in
+    # flat regions, unlike pixelation; its level lies in the sigma range (less clipping).
+    assert (noise.abs() <= 1).float().mean() < 0.1
+    assert data.SIGMA_MIN * 0.8 < noise.std() < data.SIGMA_MAX
+    with pytest.raises(ValueError, match="noise must be one of"):
+        data.build(tmp_path, n_train=6, n_val=4, noise="speckle")
 
 
 def test_build_is_deterministic_and_validation_ignores_n_train(tmp_path, fake_sources):
