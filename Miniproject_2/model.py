@@ -31,20 +31,37 @@ from torch import empty, cat, arange
 # Module: the contract
 # --------------------------------------------------------------------------------------
 
+class Parameter:
+    """A parameter tensor and its gradient, the pair ``param()`` lists.
+
+    Both tensors keep their identity for life: ``to``, ``reset_parameters`` and
+    ``load_state_dict`` change them in place, as torch.nn does, so whoever holds them (an
+    optimizer built from ``param()``, a caller's ``conv.weight``) keeps the module's parameter.
+    """
+
+    def __init__(self, value):
+        self.value = value
+        self.grad = value.new_zeros(value.shape)
+
+    def to(self, device=None, dtype=None):
+        for tensor in (self.value, self.grad):
+            tensor.data = tensor.to(device=device, dtype=dtype)  # in place: same tensor object
+
+
 class Module:
     """Base class: ``forward``, ``backward``, ``param`` and the bookkeeping torch.nn offers.
 
-    Parameters are plain tensor attributes (``self.weight``) listed in ``_param_names``;
-    their gradients live in ``self.grads`` under the same names. Sub-modules are listed in
+    Parameters are registered by name (``register_parameter('weight', tensor)``) and read as
+    attributes (``self.weight``, a tensor); ``_parameters`` maps each name to its
+    ``Parameter``, whose ``grad`` backward accumulates into. Sub-modules are listed in
     ``_children`` and give dotted state-dict names (``0.weight``), as in torch.nn.
     ``compute_input_grad = False`` lets ``backward`` skip the input gradient (it returns
     None): the first layer of a network has nobody upstream to give it to.
     """
 
     def __init__(self):
-        self._param_names = ()
+        self._parameters = {}
         self._children = {}
-        self.grads = {}
         self.compute_input_grad = True
         self._saved = None
 
@@ -58,16 +75,35 @@ class Module:
         return self.forward(*input)
 
     # -- parameters ---------------------------------------------------------------------
+    def register_parameter(self, name, value):
+        """Make the tensor ``value`` the parameter ``name``, with a zero gradient."""
+        self._parameters[name] = Parameter(value)
+
+    def __getattr__(self, name):
+        # Called only when ordinary lookup fails: registered parameters read as tensors.
+        parameters = self.__dict__.get('_parameters', {})
+        if name in parameters:
+            return parameters[name].value
+        raise AttributeError(f'{type(self).__name__!r} object has no attribute {name!r}')
+
+    def __setattr__(self, name, value):
+        # Assigning a tensor to a parameter's name makes it a new parameter, as in torch.nn
+        # (an attribute shadowing it would leave param() and forward using different tensors).
+        if name in self.__dict__.get('_parameters', {}):
+            self.register_parameter(name, value)
+        else:
+            super().__setattr__(name, value)
+
     def param(self):
         """List of (parameter, gradient) pairs; empty for parameter-free modules."""
-        pairs = [(getattr(self, name), self.grads[name]) for name in self._param_names]
+        pairs = [(p.value, p.grad) for p in self._parameters.values()]
         for child in self._children.values():
             pairs += child.param()
         return pairs
 
     def named_parameters(self, prefix=''):
-        for name in self._param_names:
-            yield prefix + name, getattr(self, name)
+        for name, parameter in self._parameters.items():
+            yield prefix + name, parameter.value
         for child_name, child in self._children.items():
             yield from child.named_parameters(f'{prefix}{child_name}.')
 
@@ -93,13 +129,18 @@ class Module:
         for name, p in own.items():
             p.copy_(state_dict[name])
 
-    def to(self, device=None, dtype=None):
-        """Move parameters (and their gradients) to ``device`` and/or ``dtype``."""
-        for name in self._param_names:
-            setattr(self, name, getattr(self, name).to(device=device, dtype=dtype))
-            self.grads[name] = self.grads[name].to(device=device, dtype=dtype)
+    def to(self, *args, device=None, dtype=None):
+        """Move parameters and gradients, in place, to a device and/or dtype, given by keyword
+        or positionally as torch.nn accepts: ``to('cuda')``, ``to(torch.float64)``."""
+        for arg in args:
+            if isinstance(arg, _DTYPE):
+                dtype = arg
+            else:
+                device = arg
+        for parameter in self._parameters.values():
+            parameter.to(device, dtype)
         for child in self._children.values():
-            child.to(device, dtype)
+            child.to(device=device, dtype=dtype)
         self._saved = None
         return self
 
@@ -136,6 +177,9 @@ class Module:
         if tuple(grad.shape) != tuple(expected_shape):
             self._fail(f'gradient has shape {tuple(grad.shape)}, '
                        f'expected the output shape {tuple(expected_shape)}')
+
+
+_DTYPE = type(empty(0).dtype)  # torch.dtype, named without the torch namespace
 
 
 def _pair(value, name):
@@ -387,9 +431,11 @@ class _ConvBase(Module):
                              f'>= 1 and padding >= 0, got kernel_size={self.kernel_size}, '
                              f'stride={self.stride}, padding={self.padding}, '
                              f'dilation={self.dilation}')
-        self.weight = empty(weight_shape)
-        self.bias = empty(out_channels) if bias else None
-        self._param_names = ('weight', 'bias') if bias else ('weight',)
+        self.register_parameter('weight', empty(weight_shape))
+        if bias:
+            self.register_parameter('bias', empty(out_channels))
+        else:
+            self.bias = None
         self._fans = (fan_in, fan_out)
         self.reset_parameters(init)
 
@@ -408,8 +454,7 @@ class _ConvBase(Module):
             raise ValueError(f"init must be 'pytorch', 'xavier' or 'kaiming', got {init!r}")
         if self.bias is not None:
             self.bias.uniform_(-bound, bound)
-        self.grads = {name: getattr(self, name).new_zeros(getattr(self, name).shape)
-                      for name in self._param_names}
+        self.zero_grad()
 
     def extra_repr(self):
         text = (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
@@ -482,9 +527,9 @@ class Conv2d(_ConvBase):
         x, out_shape, unbatched = self._saved_or_fail()
         g = _pixel_major(self._batched_grad(gradwrtoutput, out_shape, unbatched))
         if self.bias is not None:
-            self.grads['bias'] += g.sum(0)
-        dx = _conv_backward(x, g, self.weight, self.grads['weight'], self._geometry(),
-                            self.compute_input_grad)
+            self._parameters['bias'].grad += g.sum(0)
+        dx = _conv_backward(x, g, self.weight, self._parameters['weight'].grad,
+                            self._geometry(), self.compute_input_grad)
         return self._unbatch(dx, unbatched)
 
 
@@ -537,9 +582,9 @@ class TransposeConv2d(_ConvBase):
     def backward(self, gradwrtoutput):
         x2d, (n, _, h, w), out_shape, unbatched = self._saved_or_fail()
         g = self._batched_grad(gradwrtoutput, out_shape, unbatched)
-        _conv_weight_grad(g, x2d, self.grads['weight'], self._geometry())
+        _conv_weight_grad(g, x2d, self._parameters['weight'].grad, self._geometry())
         if self.bias is not None:
-            self.grads['bias'] += g.sum((0, 2, 3))
+            self._parameters['bias'].grad += g.sum((0, 2, 3))
         if not self.compute_input_grad:
             return None
         return self._unbatch(_image_view(_conv_matmul(g, self.weight, None, self._geometry()),
@@ -665,9 +710,9 @@ class Upsampling(Conv2d):
         by_phase = grad_phase_w.view(2, 2, o, c, 2, 2)                  # (r, t, o, c, p, q)
         columns = by_phase.permute(0, 4, 2, 3, 1, 5).reshape(-1, 4) @ taps   # (r p o c, j)
         grad_w = taps.t() @ columns.view(4, -1)                         # (i, o c j)
-        self.grads['weight'] += grad_w.view(3, o, c, 3).permute(1, 2, 0, 3)
+        self._parameters['weight'].grad += grad_w.view(3, o, c, 3).permute(1, 2, 0, 3)
         if self.bias is not None:
-            self.grads['bias'] += phase_grad.sum(0).view(4, o).sum(0)
+            self._parameters['bias'].grad += phase_grad.sum(0).view(4, o).sum(0)
         return self._unbatch(dx, unbatched)
 
 
