@@ -178,6 +178,35 @@ class Module:
             self._fail(f'gradient has shape {tuple(grad.shape)}, '
                        f'expected the output shape {tuple(expected_shape)}')
 
+    def _batched_input(self, input, channels, dtype):
+        """Validate an image input of ``channels`` channels and ``dtype`` (that of the
+        weights); return it as a batch and whether it was a single image."""
+        self._check_floating(input)
+        if input.dim() not in (3, 4):
+            self._fail(f'expected a (N, C, H, W) batch or a (C, H, W) image, '
+                       f'got shape {tuple(input.shape)}')
+        x = input if input.dim() == 4 else input.unsqueeze(0)
+        if x.shape[1] != channels:
+            self._fail(f'expected {channels} input channels, got shape {tuple(input.shape)}')
+        if x.dtype != dtype:
+            raise TypeError(f'{type(self).__name__}: input dtype {x.dtype} does not match the '
+                            f'weight dtype {dtype} (use .to(dtype=...))')
+        return x, input.dim() == 3
+
+    @staticmethod
+    def _unbatch(y, unbatched):
+        return y.squeeze(0) if unbatched and y is not None else y
+
+    def _batched_grad(self, grad, out_shape, unbatched):
+        self._check_grad(grad, out_shape[1:] if unbatched else out_shape)
+        return grad.unsqueeze(0) if unbatched else grad
+
+    def _output_size(self, input_shape, h, w):
+        if h < 1 or w < 1:
+            self._fail(f'input of shape {tuple(input_shape)} gives an empty output '
+                       f'({self.extra_repr()}): the kernel is larger than the padded input')
+        return h, w
+
 
 _DTYPE = type(empty(0).dtype)  # torch.dtype, named without the torch namespace
 
@@ -468,35 +497,6 @@ class _ConvBase(Module):
     def _geometry(self):
         return self.kernel_size, self.stride, self.padding, self.dilation
 
-    def _batched_input(self, input):
-        """Validate the input; return it as a batch and remember whether it was one."""
-        self._check_floating(input)
-        if input.dim() not in (3, 4):
-            self._fail(f'expected a (N, C, H, W) batch or a (C, H, W) image, '
-                       f'got shape {tuple(input.shape)}')
-        x = input if input.dim() == 4 else input.unsqueeze(0)
-        if x.shape[1] != self.in_channels:
-            self._fail(f'expected {self.in_channels} input channels, '
-                       f'got shape {tuple(input.shape)}')
-        if x.dtype != self.weight.dtype:
-            raise TypeError(f'{type(self).__name__}: input dtype {x.dtype} does not match the '
-                            f'weight dtype {self.weight.dtype} (use .to(dtype=...))')
-        return x, input.dim() == 3
-
-    @staticmethod
-    def _unbatch(y, unbatched):
-        return y.squeeze(0) if unbatched and y is not None else y
-
-    def _batched_grad(self, grad, out_shape, unbatched):
-        self._check_grad(grad, out_shape[1:] if unbatched else out_shape)
-        return grad.unsqueeze(0) if unbatched else grad
-
-    def _output_size(self, input_shape, h, w):
-        if h < 1 or w < 1:
-            self._fail(f'input of shape {tuple(input_shape)} gives an empty output '
-                       f'({self.extra_repr()}): the kernel is larger than the padded input')
-        return h, w
-
 
 class Conv2d(_ConvBase):
     """2-D convolution (cross-correlation), like torch.nn.Conv2d, as GEMMs on patch matrices.
@@ -514,7 +514,7 @@ class Conv2d(_ConvBase):
                          fan_in=in_channels * kh * kw, fan_out=out_channels * kh * kw, init=init)
 
     def forward(self, input):
-        x, unbatched = self._batched_input(input)
+        x, unbatched = self._batched_input(input, self.in_channels, self.weight.dtype)
         n, _, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry = self._geometry()
         ho, wo = self._output_size(input.shape, _out_size(h, kh, sh, ph, dh),
@@ -563,7 +563,7 @@ class TransposeConv2d(_ConvBase):
                 + ('' if self.bias is not None else ', bias=False'))
 
     def forward(self, input):
-        x, unbatched = self._batched_input(input)
+        x, unbatched = self._batched_input(input, self.in_channels, self.weight.dtype)
         n, _, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._geometry()
         ho, wo = self._output_size(
@@ -633,8 +633,10 @@ def _phase_taps(like):
                             [[1, 1, 0], [0, 0, 1]]])
 
 
-class Upsampling(Conv2d):
-    """Nearest-neighbour upsampling followed by a convolution; parameters are the conv's.
+class Upsampling(Module):
+    """Nearest-neighbour upsampling then a convolution, as nn.Sequential(nn.Upsample(
+    scale_factor), nn.Conv2d(...)): ``upsample`` and ``conv``, whose parameters are this
+    module's own (state-dict names ``weight`` and ``bias``).
 
     Fast path (scale 2, 3x3 kernel, stride 1, padding 1): the four output phases are 2x2
     convolutions of the *small* input, whose kernels are sums of the 3x3 taps. One im2col of
@@ -644,31 +646,42 @@ class Upsampling(Conv2d):
 
     def __init__(self, in_channels, out_channels, kernel_size, scale_factor=2, stride=1,
                  padding=0, dilation=1, bias=True, *, init='pytorch'):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias,
-                         init=init)
+        super().__init__()
+        self.conv = Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                           bias, init=init)
         self.upsample = NearestUpsampling(scale_factor)
-        self.use_phases = (scale_factor == 2 and self.kernel_size == (3, 3) and
-                           self.stride == (1, 1) and self.padding == (1, 1) and
-                           self.dilation == (1, 1))
+        self._parameters = self.conv._parameters  # the same Parameter objects
+        if not bias:
+            self.bias = None
+        self.use_phases = (scale_factor == 2 and self.conv.kernel_size == (3, 3) and
+                           self.conv.stride == (1, 1) and self.conv.padding == (1, 1) and
+                           self.conv.dilation == (1, 1))
+
+    def reset_parameters(self, init='pytorch'):
+        self.conv.reset_parameters(init)
 
     def extra_repr(self):
-        return super().extra_repr() + f', scale_factor={self.upsample.scale_factor}'
+        return self.conv.extra_repr() + f', scale_factor={self.upsample.scale_factor}'
 
     _PHASE_GEOMETRY = ((2, 2), (1, 1), (1, 1), (1, 1))  # 2x2 windows of the padded input
 
     def forward(self, input):
-        if not self.use_phases:
-            self._batched_input(input)  # so that errors name Upsampling, not NearestUpsampling
-            return super().forward(self.upsample(input))
-        x, unbatched = self._batched_input(input)
+        conv, s = self.conv, self.upsample.scale_factor
+        x, unbatched = self._batched_input(input, conv.in_channels, self.weight.dtype)
         n, _, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv._geometry()
+        out_shape = (n, conv.out_channels, *self._output_size(
+            input.shape, _out_size(s * h, kh, sh, ph, dh), _out_size(s * w, kw, sw, pw, dw)))
+        if not self.use_phases:
+            self._saved = (x, out_shape, unbatched, None)
+            return self._unbatch(conv(self.upsample(x)), unbatched)
         bias = None if self.bias is None else self.bias.repeat(4)
         phase_weight = self._phase_weight()
         # Rows (n, a, b): image and 2x2 window; columns (r, t, o): phase and channel.
         phases = _conv_matmul(x, phase_weight, bias, self._PHASE_GEOMETRY)
-        self._saved = (x, phase_weight, unbatched)
-        y = self._interleaved(phases.view(n, h + 1, w + 1, 2, 2, self.out_channels))
-        return self._unbatch(_image_view(y.reshape(-1, self.out_channels), n, 2 * h, 2 * w),
+        self._saved = (x, out_shape, unbatched, phase_weight)
+        y = self._interleaved(phases.view(n, h + 1, w + 1, 2, 2, conv.out_channels))
+        return self._unbatch(_image_view(y.reshape(-1, conv.out_channels), n, 2 * h, 2 * w),
                              unbatched)
 
     @staticmethod
@@ -684,20 +697,22 @@ class Upsampling(Conv2d):
     def _phase_weight(self):
         """(O, C, 3, 3) weight -> (4*O, C, 2, 2) phase kernels taps[r] @ w @ taps[t]^T, as
         two matrix products over all channels at once."""
-        o, c = self.out_channels, self.in_channels
+        o, c = self.conv.out_channels, self.conv.in_channels
         taps = _phase_taps(self.weight).view(4, 3)                     # rows (r, p)
         rows = taps @ self.weight.permute(2, 0, 1, 3).reshape(3, -1)   # (r p, o c j)
         both = rows.view(-1, 3) @ taps.t()                             # (r p o c, t q)
         return both.view(2, 2, o, c, 2, 2).permute(0, 4, 2, 3, 1, 5).reshape(4 * o, c, 2, 2)
 
     def backward(self, gradwrtoutput):
+        x, out_shape, unbatched, phase_weight = self._saved_or_fail()
+        g = self._batched_grad(gradwrtoutput, out_shape, unbatched)
         if not self.use_phases:
-            grad = super().backward(gradwrtoutput)
-            return None if grad is None else self.upsample.backward(grad)
-        x, phase_weight, unbatched = self._saved_or_fail()
+            self.conv.compute_input_grad = self.compute_input_grad
+            grad = self.conv.backward(g)
+            return None if grad is None else self._unbatch(self.upsample.backward(grad),
+                                                           unbatched)
         n, c, h, w = x.shape
-        o = self.out_channels
-        g = self._batched_grad(gradwrtoutput, (n, o, 2 * h, 2 * w), unbatched)
+        o = self.conv.out_channels
         # Scatter the output gradient onto the phase windows; unused windows stay zero.
         phase_grad = g.new_zeros(n, h + 1, w + 1, 2, 2, o)
         self._interleaved(phase_grad).copy_(g.permute(0, 2, 3, 1).reshape(n, h, 2, w, 2, o))

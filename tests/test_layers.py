@@ -138,6 +138,20 @@ def test_phase_path_only_for_its_geometry(kwargs, fast):
     assert Upsampling(2, 3, **kwargs).use_phases is fast
 
 
+@pytest.mark.parametrize('bias', [True, False])
+def test_upsampling_is_a_composition_whose_parameters_are_its_conv_s(bias):
+    """Not a Conv2d (its output size differs); state-dict names as before (``weight``,
+    ``bias``), so saved weights load; one set of parameters, moved once by ``to``."""
+    module = Upsampling(2, 3, 3, padding=1, bias=bias)
+    assert not isinstance(module, Conv2d) and isinstance(module.conv, Conv2d)
+    assert list(module.state_dict()) == (['weight', 'bias'] if bias else ['weight'])
+    assert [id(p) for pair in module.param() for p in pair] == \
+        [id(p) for pair in module.conv.param() for p in pair]
+    module.to(torch.float64)
+    assert module.conv.weight.dtype == torch.float64
+    assert (module.bias is None) == (not bias)
+
+
 # --------------------------------------------------------------------------------------
 # compute_input_grad = False
 # --------------------------------------------------------------------------------------

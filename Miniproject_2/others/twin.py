@@ -27,14 +27,11 @@ def _conv_args(layer):
 
 def torch_twin(module):
     """Build the torch.nn module that computes what ``module`` computes, with its weights."""
-    if isinstance(module, ours.Upsampling):
-        conv = nn.Conv2d(**_conv_args(module))
-        twin = nn.Sequential(nn.Upsample(scale_factor=module.upsample.scale_factor, mode='nearest'),
-                             conv)
-        _copy_parameters(module, conv)
-        return twin
     if isinstance(module, ours.Conv2d):
         twin = nn.Conv2d(**_conv_args(module))
+    elif isinstance(module, ours.Upsampling):
+        return nn.Sequential(nn.Upsample(scale_factor=module.upsample.scale_factor,
+                                         mode='nearest'), torch_twin(module.conv))
     elif isinstance(module, ours.TransposeConv2d):
         twin = nn.ConvTranspose2d(output_padding=module.output_padding, **_conv_args(module))
     elif isinstance(module, (ours.Concat, ours.Residual, ours.Sequential)):
