@@ -7,10 +7,12 @@ standard library. Autograd is out: no ``requires_grad``,
 ``no_grad``, ``autograd`` anywhere (a tensor's ``.backward()`` cannot run without them).
 """
 import ast
+import os
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 MODEL = Path(__file__).resolve().parents[1] / 'Miniproject_2' / 'model.py'
 
@@ -128,3 +130,11 @@ def test_checker_allows(source):
 def test_messages_name_the_offending_line():
     problems = violations('import math\n\nx = torch.zeros(3)\n', 'm.py')
     assert problems == ['m.py:3: x = torch.zeros(3)  <- torch.zeros not allowed']
+
+
+def test_property_tests_are_replayable():
+    """conftest.py's default hypothesis profile: the same examples on every run, and the
+    blob that replays a failing one printed."""
+    if os.environ.get('HYPOTHESIS_PROFILE', 'ci') == 'ci':
+        assert settings.default.derandomize
+    assert settings.default.print_blob
