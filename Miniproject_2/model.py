@@ -22,6 +22,7 @@ import os
 import random
 import sys
 import time
+from dataclasses import dataclass, fields
 
 import torch
 from torch import empty, cat, arange
@@ -844,7 +845,7 @@ class MSE(Module):
         return difference * scale
 
 
-def _expected_clipped(mean, sigma):
+def expected_clipped(mean, sigma):
     """g = E[clip(mean + sigma Z, 0, 1)], Z ~ N(0, 1), and its slope dg/dmean. With
     a = -mean / sigma, b = (1 - mean) / sigma, Phi/phi the normal cdf/pdf:
     g = mean (Phi(b) - Phi(a)) + sigma (phi(a) - phi(b)) + 1 - Phi(b); dg/dmean = Phi(b) - Phi(a).
@@ -874,7 +875,7 @@ class ClippedMSE(MSE):
         if not (sigma > 0).all():
             self._fail('sigma must be positive')
         try:
-            expected, self._slope = _expected_clipped(prediction, sigma)
+            expected, self._slope = expected_clipped(prediction, sigma)
         except RuntimeError:  # shapes that don't broadcast
             expected = None
         if expected is None or expected.shape != prediction.shape:
@@ -1122,8 +1123,8 @@ def course_baseline(width=64):
 
 
 def _build(architecture):
-    """The network an architecture dict (Model.ARCHITECTURE's keys) describes, and its total
-    stride (the factor every image side is padded to)."""
+    """The network an architecture dict (``Denoiser.ARCHITECTURE``'s keys) describes, and its
+    total stride (the factor every image side is padded to)."""
     settings = dict(architecture)
     network = settings.pop('network')
     if network == 'baseline':
@@ -1133,7 +1134,13 @@ def _build(architecture):
     return build_network(**settings), 2 ** (len(settings['widths']) - 1)
 
 
-def _dihedral(x, k, inverse=False):
+def _first_layer(network):
+    while isinstance(network, Sequential):
+        network = network[0]
+    return network
+
+
+def dihedral(x, k, inverse=False):
     """The k-th of the 8 symmetries of the square (k in 0..7), applied to H and W: a
     transpose if bit 4, then flips of W (bit 1) and H (bit 2); ``inverse`` undoes it."""
     def flip(x):
@@ -1150,7 +1157,7 @@ def _learning_rate(step, total_steps, peak, warmup_steps):
     return peak * warmup * 0.5 * (1 + math.cos(math.pi * step / total_steps))
 
 
-def _noise_levels(a, b, iterations=3, chunk=2048):
+def noise_levels(a, b, iterations=3, chunk=2048):
     """Per image, the noise level (0-1 scale) of two noisy copies ``a``, ``b`` (0-255).
 
     Their difference is the difference of two independent noises: variance 2 sigma^2, plus
@@ -1191,32 +1198,56 @@ def _reflect_index(size, before, after, like):
 _UINT8 = empty(0).byte().dtype  # torch.uint8, named without the torch namespace
 
 
-class Model:
-    """Noise2Noise denoiser: ``train`` on pairs of noisy images, ``predict`` clean ones.
+def _as_images(images, name):
+    """Validate 0-255 images; return them as a float batch on their own device."""
+    if not hasattr(images, 'dim'):
+        raise TypeError(f'{name} must be a torch tensor, got {type(images).__name__}')
+    if not (images.is_floating_point() or images.dtype == _UINT8):
+        raise TypeError(f'{name} must be uint8 or floating point (0-255), got {images.dtype}')
+    if images.dim() not in (3, 4) or images.shape[-3] != 3:
+        raise ValueError(f'{name} must be (N, 3, H, W) or (3, H, W), '
+                         f'got shape {tuple(images.shape)}')
+    if images.is_floating_point() and images.numel():
+        if not images.isfinite().all():
+            raise ValueError(f'{name} contains NaN or infinite pixels')
+        low, high = images.aminmax()
+        if low < 0 or high > 255:
+            raise ValueError(f'{name} has pixels outside 0-255 (min {low.item():g}, '
+                             f'max {high.item():g})')
+    return images if images.dim() == 4 else images.unsqueeze(0)
 
-    Images are 0-255 tensors (uint8 or float), (N, 3, H, W) or (3, H, W). The network
-    (``build_network``) sees them scaled to [0, 1]; its settings travel with the weights.
+
+def _positive_int(value, name, low=1, high=None):
+    if (not isinstance(value, int) or isinstance(value, bool) or value < low
+            or (high is not None and value > high)):
+        span = f'in {low}..{high}' if high is not None else f'>= {low}'
+        raise ValueError(f'{name} must be an int {span}, got {value!r}')
+    return value
+
+
+class Denoiser:
+    """A network and ``predict``: 0-255 images of any size in, denoised images out.
+
+    The network is described by an architecture dict (``ARCHITECTURE``'s keys; see
+    ``build_network``), which travels with its weights. It sees images scaled to [0, 1].
     """
 
     ARCHITECTURE = dict(network='unet', widths=(24, 32, 64, 128), activation='leaky_relu',
                         upsampling='nearest', skip='concat', residual=True)
-    RECIPE = dict(batch_size=32, lr=2e-3, finetune_lr=1e-4, warmup_steps=200, betas=(0.9, 0.99),
-                  symmetries=True, swap=True, clipped_noise=True, seed=0)
-    PREDICT_PIXELS = 2 ** 17  # pixels per forward pass: bounds predict's memory (~0.5 GB)
-    PREDICT_TILE = 256  # larger images are denoised tile by tile
-    PREDICT_SYMMETRIES = 8  # predict averages the network over this many flips/rotations
 
-    def __init__(self, **architecture):
-        self.device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-        self.architecture = {**self.ARCHITECTURE, **architecture}
-        self.recipe = dict(self.RECIPE)
+    def __init__(self, architecture=None, device=None):
+        self.architecture = self.complete(architecture or {})
+        self.device = device or torch.device('cuda' if torch.cuda.is_available() else 'cpu')
         self.network, self.total_stride = _build(self.architecture)
         self.network.to(self.device)
-        self._first_layer().compute_input_grad = False
-        self.loss = ClippedMSE()
-        self.optimizer = None
-        self.pretrained = False
-        self.epochs_done = 0
+        _first_layer(self.network).compute_input_grad = False
+
+    @classmethod
+    def complete(cls, architecture):
+        """``architecture`` with the defaults for what it leaves out; lists (as a weights
+        file stores them) read as tuples."""
+        return {key: tuple(value) if isinstance(value, list) else value
+                for key, value in {**cls.ARCHITECTURE, **architecture}.items()}
 
     @property
     def tile_margin(self):
@@ -1225,207 +1256,28 @@ class Model:
         field and tiles stitch without seams (a test checks tiled == untiled)."""
         return 8 * self.total_stride
 
-    def _first_layer(self):
-        module = self.network
-        while isinstance(module, Sequential):
-            module = module[0]
-        return module
+    def predict(self, images, *, symmetries=8, tile=256, pixels_per_pass=2 ** 17,
+                progress=None):
+        """Denoise 0-255 images ((N, 3, H, W) or (3, H, W), uint8 or float, any size);
+        returns float 0-255, same shape and device.
 
-    # -- weights ------------------------------------------------------------------------
-    def weights_path(self):
-        return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'bestmodel.pth')
-
-    def save(self, path):
-        """Write the weights file, atomically: an interrupted save leaves the old file."""
-        partial = f'{os.fspath(path)}.partial'
-        torch.save({'architecture': self._architecture_lists(),
-                    'state_dict': self.network.state_dict()}, partial)
-        os.replace(partial, path)
-
-    def _architecture_lists(self):
-        # Lists, not tuples: torch.load(weights_only=True) reads back only plain containers.
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.architecture.items()}
-
-    def _rebuild(self, architecture):
-        """Build the network ``architecture`` describes (a dict as stored in a file)."""
-        architecture = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture.items()}
-        if architecture == self.architecture:
-            return
-        self.network, self.total_stride = _build(architecture)
-        self.network.to(self.device)
-        self._first_layer().compute_input_grad = False
-        self.architecture = architecture
-
-    def load_pretrained_model(self, path=None):
-        """Load ``bestmodel.pth`` (or ``path``): every parameter set, or a clear error."""
-        path = path or self.weights_path()
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f'weights file not found: {path}')
-        try:  # weights_only: the file can hold tensors and plain containers, never code
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as error:
-            raise RuntimeError(f'cannot read weights file {path}: {error}') from None
-        if not (isinstance(state, dict) and isinstance(state.get('state_dict'), dict)
-                and isinstance(state.get('architecture'), dict)):
-            raise ValueError(f'{path} is not a weights file of this model: expected a dict with '
-                             f"'architecture' and 'state_dict'")
-        previous = self.network, self.total_stride, self.architecture
-        try:  # a failed load leaves the model as it was
-            self._rebuild(state['architecture'])
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
-            raise ValueError(f"{path}: unknown architecture {state['architecture']}: "
-                             f'{error}') from None
-        try:
-            self.network.load_state_dict(state['state_dict'])
-        except (TypeError, ValueError, AttributeError, RuntimeError) as error:
-            self.network, self.total_stride, self.architecture = previous
-            raise ValueError(f'{path}: {error}') from None
-        self.optimizer = None
-        self.pretrained = True
-
-    # -- input checks -------------------------------------------------------------------
-    @staticmethod
-    def _as_images(images, name):
-        """Validate 0-255 images; return them as a float batch on their own device."""
-        if not hasattr(images, 'dim'):
-            raise TypeError(f'{name} must be a torch tensor, got {type(images).__name__}')
-        if not (images.is_floating_point() or images.dtype == _UINT8):
-            raise TypeError(f'{name} must be uint8 or floating point (0-255), got {images.dtype}')
-        if images.dim() not in (3, 4) or images.shape[-3] != 3:
-            raise ValueError(f'{name} must be (N, 3, H, W) or (3, H, W), '
-                             f'got shape {tuple(images.shape)}')
-        if images.is_floating_point() and images.numel():
-            if not images.isfinite().all():
-                raise ValueError(f'{name} contains NaN or infinite pixels')
-            low, high = images.aminmax()
-            if low < 0 or high > 255:
-                raise ValueError(f'{name} has pixels outside 0-255 (min {low.item():g}, '
-                                 f'max {high.item():g})')
-        return images if images.dim() == 4 else images.unsqueeze(0)
-
-    # -- training -----------------------------------------------------------------------
-    def train(self, train_input, train_target, num_epochs, *, start_epoch=0, on_epoch_end=None,
-              log=sys.stderr):
-        """Noise2Noise training: Adam, warm-up then cosine decay over ``num_epochs``,
-        random flips/rotations and input/target swaps, and a loss that knows the targets
-        were clipped to 0-255 (``ClippedMSE``, each pair's noise level estimated from the
-        pair; ``recipe['clipped_noise'] = False`` for clean targets).
-
-        After ``load_pretrained_model`` the peak learning rate is the (small) fine-tuning
-        one, and the warm-up spares the weights the full-size first steps of a fresh Adam:
-        they are refined, not thrown away. ``start_epoch``/``on_epoch_end(epoch, model)``
-        let a caller resume a schedule and checkpoint between epochs."""
-        source = self._as_images(train_input, 'train_input')
-        target = self._as_images(train_target, 'train_target')
-        if source.shape != target.shape:
-            raise ValueError(f'train_input {tuple(source.shape)} and train_target '
-                             f'{tuple(target.shape)} must have the same shape')
-        if not isinstance(num_epochs, int) or isinstance(num_epochs, bool) or num_epochs < 1:
-            raise ValueError(f'num_epochs must be a positive int, got {num_epochs!r}')
-        if source.shape[0] == 0:
-            raise ValueError('train_input is empty')
-        min_side = 2 * self.total_stride
-        if min(source.shape[-2:]) < min_side:
-            raise ValueError(f'training images must be at least {min_side}x{min_side}, '
-                             f'got {tuple(source.shape[-2:])}')
-        recipe = self.recipe
-        peak_lr = recipe['finetune_lr'] if self.pretrained else recipe['lr']
-        self._ensure_optimizer()
-        # Each pair's noise level, for the loss that models the targets' clipping.
-        noise_levels = _noise_levels(source, target) if recipe['clipped_noise'] else None
-        n, batch = source.shape[0], recipe['batch_size']
-        steps_per_epoch = math.ceil(n / batch)
-        total_steps = num_epochs * steps_per_epoch
-        for epoch in range(start_epoch, num_epochs):
-            order = list(range(n))
-            rng = random.Random(recipe['seed'] * 100003 + epoch)
-            rng.shuffle(order)
-            order = arange(n)[order]
-            good_state = self.network.state_dict()
-            started, loss_sum = time.perf_counter(), 0.0
-            for i in range(steps_per_epoch):
-                self.optimizer.lr = _learning_rate(epoch * steps_per_epoch + i, total_steps,
-                                                   peak_lr, recipe['warmup_steps'])
-                index = order[i * batch:(i + 1) * batch]
-                x, y = self._augmented_batch(source, target, index, rng)
-                sigma = (None if noise_levels is None
-                         else noise_levels[index].view(-1, 1, 1, 1).to(self.device))
-                loss = self._step(x, y, sigma)
-                if not math.isfinite(loss):
-                    self.network.load_state_dict(good_state)
-                    self.optimizer = None
-                    raise RuntimeError(f'training diverged: loss {loss} at epoch {epoch + 1}, '
-                                       f'step {i + 1}; the weights of the epoch start were kept')
-                loss_sum += loss
-                if (i + 1) % 50 == 0 or i + 1 == steps_per_epoch:
-                    self._report(log, epoch, num_epochs, i + 1, steps_per_epoch,
-                                 loss_sum / (i + 1), (i + 1) * batch, started)
-            self.epochs_done = epoch + 1
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, self)
-        return self
-
-    def _ensure_optimizer(self):
-        if self.optimizer is None:
-            self.optimizer = Adam(self.network.param(), lr=self.recipe['lr'],
-                                  betas=self.recipe['betas'])
-        return self.optimizer
-
-    def checkpoint(self):
-        """Everything needed to resume training: weights, optimizer state, progress."""
-        return {'architecture': self._architecture_lists(), 'state_dict': self.network.state_dict(),
-                'optimizer': self._ensure_optimizer().state_dict(),
-                'epochs_done': self.epochs_done, 'pretrained': self.pretrained}
-
-    def restore(self, checkpoint):
-        self._rebuild(checkpoint['architecture'])
-        self.network.load_state_dict(checkpoint['state_dict'])
-        self.optimizer = None
-        self._ensure_optimizer().load_state_dict(checkpoint['optimizer'])
-        self.epochs_done, self.pretrained = checkpoint['epochs_done'], checkpoint['pretrained']
-
-    def _augmented_batch(self, source, target, index, rng):
-        x = _channels_last(source[index], self.device)
-        y = _channels_last(target[index], self.device)
-        if self.recipe['swap'] and rng.random() < 0.5:  # either noisy copy is a fair target
-            x, y = y, x
-        if self.recipe['symmetries']:
-            k = rng.randrange(8)
-            x, y = _dihedral(x, k), _dihedral(y, k)
-        return x, y
-
-    def _step(self, x, y, sigma=None):
-        self.optimizer.zero_grad()
-        loss = self.loss(self.network(x), y, sigma)
-        self.network.backward(self.loss.backward())
-        self.optimizer.step()
-        return loss.item()
-
-    def _report(self, log, epoch, epochs, step, steps, loss, images, started):
-        if log is None:
-            return
-        elapsed = time.perf_counter() - started
-        rate = images / max(elapsed, 1e-9)
-        left = (steps - step) * elapsed / step + (epochs - epoch - 1) * steps * elapsed / step
-        print(f'\repoch {epoch + 1}/{epochs}  step {step}/{steps}  loss {loss:.5f}  '
-              f'{rate:.0f} img/s  {left / 60:.1f} min left', end='\n' if step == steps else '',
-              file=log, flush=True)
-
-    # -- inference ----------------------------------------------------------------------
-    def predict(self, test_input, *, progress=None):
-        """Denoise 0-255 images of any size; returns float 0-255, same shape and device.
+        ``symmetries``: the mean of the network over this many flips/rotations of the
+        square (1..8, a self-ensemble: each sees the noise in another orientation, so errors
+        partly cancel; 1 is the network alone, 8 times faster). ``tile``: larger images go
+        through the network tile by tile (seamlessly). ``pixels_per_pass``: images per pass
+        so that a pass sees about this many pixels (bounds memory: ~0.5 GB by default).
         ``progress(done, total)``, if given, is called after each pass of the network."""
-        images = self._as_images(test_input, 'test_input')
-        symmetries = self.PREDICT_SYMMETRIES
-        if not (isinstance(symmetries, int) and 1 <= symmetries <= 8):
-            raise ValueError(f'PREDICT_SYMMETRIES must be an int in 1..8, got {symmetries!r}')
-        output = images.new_empty(images.shape).float()
+        batch = _as_images(images, 'test_input')
+        _positive_int(symmetries, 'symmetries', 1, 8)
+        _positive_int(tile, 'tile')
+        _positive_int(pixels_per_pass, 'pixels_per_pass')
+        output = batch.new_empty(batch.shape).float()
         if output.numel() == 0:  # no image, or images with no pixel
-            return output if test_input.dim() == 4 else output[0]
-        chunk = max(1, self.PREDICT_PIXELS // (images.shape[-2] * images.shape[-1]))
-        starts = range(0, images.shape[0], chunk)
+            return output if images.dim() == 4 else output[0]
+        chunk = max(1, pixels_per_pass // (batch.shape[-2] * batch.shape[-1]))
+        starts = range(0, batch.shape[0], chunk)
         # A transpose swaps H and W, which leaves the number of tiles as it is.
-        total = len(starts) * symmetries * len(self._tiles(*images.shape[-2:]))
+        total = len(starts) * symmetries * len(self._tiles(*batch.shape[-2:], tile))
         done = 0
 
         def network(x):
@@ -1436,37 +1288,33 @@ class Model:
                 progress(done, total)
             return y
         for start in starts:
-            x = _channels_last(images[start:start + chunk], self.device)
-            output[start:start + chunk] = self._denoise_ensemble(x, network).to(output.device)
+            x = _channels_last(batch[start:start + chunk], self.device)
+            summed = self._denoise_tiled(x, network, tile)
+            for k in range(1, symmetries):
+                summed += dihedral(self._denoise_tiled(dihedral(x, k), network, tile), k,
+                                   inverse=True)
+            output[start:start + chunk] = summed.div_(symmetries).to(output.device)
         output = output.clamp_(0, 1).mul_(255)
-        return output if test_input.dim() == 4 else output[0]
+        return output if images.dim() == 4 else output[0]
 
-    def _denoise_ensemble(self, x, network):
-        """The mean over the first ``PREDICT_SYMMETRIES`` symmetries of the square (a
-        self-ensemble): each sees the noise in another orientation, so errors partly cancel."""
-        summed = self._denoise_tiled(x, network)
-        for k in range(1, self.PREDICT_SYMMETRIES):
-            summed += _dihedral(self._denoise_tiled(_dihedral(x, k), network), k, inverse=True)
-        return summed.div_(self.PREDICT_SYMMETRIES)
-
-    def _tiles(self, h, w):
+    def _tiles(self, h, w, tile):
         """Top-left corners of the tiles that cover an h x w image padded to the total
         stride, or [None] when it runs whole."""
-        s, tile = self.total_stride, self.PREDICT_TILE
+        s = self.total_stride
         h, w = h + -h % s, w + -w % s
         if max(h, w) <= tile + 2 * self.tile_margin:
             return [None]
         return [(top, left) for top in range(0, h, tile) for left in range(0, w, tile)]
 
-    def _denoise_tiled(self, x, network):
+    def _denoise_tiled(self, x, network, tile):
         """Pad to the total stride (reflect), run ``network`` tile by tile, crop back."""
         h, w = x.shape[-2:]
         s = self.total_stride
         x = x[..., _reflect_index(h, 0, -h % s, x), :][..., _reflect_index(w, 0, -w % s, x)]
-        tiles = self._tiles(h, w)
+        tiles = self._tiles(h, w, tile)
         if tiles == [None]:
             return network(x)[..., :h, :w]
-        tile, margin = self.PREDICT_TILE, self.tile_margin
+        margin = self.tile_margin
         out = x.new_empty(x.shape)
         for top, left in tiles:
             t0, l0 = max(top - margin, 0), max(left - margin, 0)
@@ -1476,3 +1324,253 @@ class Model:
             out[..., top:top + tile, left:left + tile] = \
                 piece[..., top - t0:top - t0 + tile, left - l0:left - l0 + tile]
         return out[..., :h, :w]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How ``Trainer`` trains. Frozen: a setting changes by making another recipe
+    (``dataclasses.replace(recipe, lr=1e-3)``), and an unknown setting or a value of the
+    wrong type is an error rather than silently ignored."""
+
+    batch_size: int = 32
+    lr: float = 2e-3            # peak learning rate from random weights
+    finetune_lr: float = 1e-4   # peak learning rate after load_pretrained_model
+    warmup_steps: int = 200
+    betas: tuple = (0.9, 0.99)  # Adam's
+    symmetries: bool = True     # random flips/rotations of each batch
+    swap: bool = True           # random input/target swaps
+    clipped_noise: bool = True  # ClippedMSE with each pair's noise level; False: plain MSE
+    seed: int = 0               # batch order and augmentations
+
+    def __post_init__(self):
+        lowest = {'batch_size': 1, 'lr': 0, 'finetune_lr': 0, 'warmup_steps': 0}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.type is bool:
+                fits = isinstance(value, bool)
+            elif field.type is tuple:  # Adam's betas
+                fits = (isinstance(value, (tuple, list)) and len(value) == 2
+                        and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in value))
+            else:  # an int or a float: an int is a fine float, a bool is neither
+                fits = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                        and (field.type is float or isinstance(value, int))
+                        and value >= lowest.get(field.name, value))
+            if not fits:
+                raise ValueError(f'Recipe: {field.name}={value!r} is not a valid '
+                                 f'{field.type.__name__}')
+        object.__setattr__(self, 'betas', tuple(self.betas))
+
+
+class Trainer:
+    """Noise2Noise training of a ``Denoiser``'s network, as its ``Recipe`` says: Adam,
+    warm-up then cosine decay over the epochs, random flips/rotations and input/target
+    swaps, and a loss that knows the targets were clipped to 0-255 (``ClippedMSE``, each
+    pair's noise level estimated from the pair; ``clipped_noise=False`` for clean targets).
+
+    Its state (the optimizer's, the epochs done, whether the weights were pretrained) is
+    what resuming needs: ``state_dict``/``load_state_dict``.
+    """
+
+    def __init__(self, denoiser, recipe=Recipe(), *, pretrained=False):
+        self.denoiser = denoiser
+        self.recipe = recipe
+        self.loss = ClippedMSE()
+        self.optimizer = None
+        self.pretrained = pretrained
+        self.epochs_done = 0
+
+    def make_optimizer(self):
+        return Adam(self.denoiser.network.param(), lr=self.recipe.lr, betas=self.recipe.betas)
+
+    def _optimizer(self):
+        if self.optimizer is None:
+            self.optimizer = self.make_optimizer()
+        return self.optimizer
+
+    def state_dict(self):
+        return {'optimizer': self._optimizer().state_dict(), 'epochs_done': self.epochs_done,
+                'pretrained': self.pretrained}
+
+    def load_state_dict(self, state):
+        optimizer = self.make_optimizer()
+        optimizer.load_state_dict(state['optimizer'])
+        self.optimizer, self.epochs_done, self.pretrained = \
+            optimizer, state['epochs_done'], state['pretrained']
+
+    def train(self, train_input, train_target, num_epochs, *, start_epoch=0,
+              on_epoch_end=None, log=None):
+        """Train on pairs of 0-255 images for ``num_epochs`` epochs (the schedule's length).
+
+        After loading pretrained weights the peak learning rate is the (small) fine-tuning
+        one, and the warm-up spares the weights the full-size first steps of a fresh Adam:
+        they are refined, not thrown away. ``start_epoch``/``on_epoch_end(epoch)`` let a
+        caller resume a schedule and checkpoint between epochs. Progress lines go to
+        ``log``: a text stream, ``sys.stderr`` (as it is at the call) when None, or none
+        when False."""
+        source = _as_images(train_input, 'train_input')
+        target = _as_images(train_target, 'train_target')
+        if source.shape != target.shape:
+            raise ValueError(f'train_input {tuple(source.shape)} and train_target '
+                             f'{tuple(target.shape)} must have the same shape')
+        if not isinstance(num_epochs, int) or isinstance(num_epochs, bool) or num_epochs < 1:
+            raise ValueError(f'num_epochs must be a positive int, got {num_epochs!r}')
+        if source.shape[0] == 0:
+            raise ValueError('train_input is empty')
+        min_side = 2 * self.denoiser.total_stride
+        if min(source.shape[-2:]) < min_side:
+            raise ValueError(f'training images must be at least {min_side}x{min_side}, '
+                             f'got {tuple(source.shape[-2:])}')
+        log = sys.stderr if log is None else log
+        recipe, network = self.recipe, self.denoiser.network
+        peak_lr = recipe.finetune_lr if self.pretrained else recipe.lr
+        optimizer = self._optimizer()
+        # Each pair's noise level, for the loss that models the targets' clipping.
+        levels = noise_levels(source, target) if recipe.clipped_noise else None
+        n, batch = source.shape[0], recipe.batch_size
+        steps_per_epoch = math.ceil(n / batch)
+        total_steps = num_epochs * steps_per_epoch
+        for epoch in range(start_epoch, num_epochs):
+            order = list(range(n))
+            rng = random.Random(recipe.seed * 100003 + epoch)
+            rng.shuffle(order)
+            order = arange(n)[order]
+            good_state = network.state_dict()
+            started, loss_sum = time.perf_counter(), 0.0
+            for i in range(steps_per_epoch):
+                optimizer.lr = _learning_rate(epoch * steps_per_epoch + i, total_steps,
+                                              peak_lr, recipe.warmup_steps)
+                index = order[i * batch:(i + 1) * batch]
+                x, y = self._augmented_batch(source, target, index, rng)
+                sigma = (None if levels is None
+                         else levels[index].view(-1, 1, 1, 1).to(self.denoiser.device))
+                loss = self.step(x, y, sigma)
+                if not math.isfinite(loss):
+                    network.load_state_dict(good_state)
+                    self.optimizer = None  # its moments hold the divergence
+                    raise RuntimeError(f'training diverged: loss {loss} at epoch {epoch + 1}, '
+                                       f'step {i + 1}; the weights of the epoch start were kept')
+                loss_sum += loss
+                if log and ((i + 1) % 50 == 0 or i + 1 == steps_per_epoch):
+                    _report(log, epoch, num_epochs, i + 1, steps_per_epoch,
+                            loss_sum / (i + 1), (i + 1) * batch, started)
+            self.epochs_done = epoch + 1
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
+        return self
+
+    def _augmented_batch(self, source, target, index, rng):
+        x = _channels_last(source[index], self.denoiser.device)
+        y = _channels_last(target[index], self.denoiser.device)
+        if self.recipe.swap and rng.random() < 0.5:  # either noisy copy is a fair target
+            x, y = y, x
+        if self.recipe.symmetries:
+            k = rng.randrange(8)
+            x, y = dihedral(x, k), dihedral(y, k)
+        return x, y
+
+    def step(self, x, y, sigma=None):
+        """One optimizer step on the batch (x, y); returns the loss."""
+        optimizer, network = self.optimizer, self.denoiser.network
+        optimizer.zero_grad()
+        loss = self.loss(network(x), y, sigma)
+        network.backward(self.loss.backward())
+        optimizer.step()
+        return loss.item()
+
+
+def _report(log, epoch, epochs, step, steps, loss, images, started):
+    elapsed = time.perf_counter() - started
+    rate = images / max(elapsed, 1e-9)
+    left = (steps - step) * elapsed / step + (epochs - epoch - 1) * steps * elapsed / step
+    print(f'\repoch {epoch + 1}/{epochs}  step {step}/{steps}  loss {loss:.5f}  '
+          f'{rate:.0f} img/s  {left / 60:.1f} min left', end='\n' if step == steps else '',
+          file=log, flush=True)
+
+
+class Model:
+    """The course's Noise2Noise denoiser: ``train`` on pairs of noisy images, ``predict``
+    clean ones; images are 0-255 tensors (uint8 or float), (N, 3, H, W) or (3, H, W).
+
+    A thin composition: ``denoiser`` (the network and ``predict``) and ``trainer`` (its
+    ``Recipe`` and training state). One file format holds both: ``save``/``load``.
+    """
+
+    DENOISER, TRAINER = Denoiser, Trainer  # what a variant (the torch.nn twin) replaces
+
+    def __init__(self, **architecture):
+        self.denoiser = self.DENOISER(architecture)
+        self.trainer = self.TRAINER(self.denoiser)
+
+    @staticmethod
+    def weights_path():
+        return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'bestmodel.pth')
+
+    def load_pretrained_model(self, path=None):
+        """Load ``bestmodel.pth`` (or ``path``): every parameter set, or a clear error."""
+        self.load(self.weights_path() if path is None else path)
+
+    def train(self, train_input, train_target, num_epochs, **options):
+        """``Trainer.train``: Noise2Noise training, see there for the options."""
+        self.trainer.train(train_input, train_target, num_epochs, **options)
+        return self
+
+    def predict(self, test_input, **options):
+        """``Denoiser.predict``: denoised 0-255 images, see there for the options."""
+        return self.denoiser.predict(test_input, **options)
+
+    # -- one file format: the architecture, the weights and, for resuming, training ----
+    def state(self, *, training=False):
+        """What ``save`` writes: the network's architecture and weights and, with
+        ``training``, the trainer's state (optimizer, epochs done) that resuming needs."""
+        # Lists, not tuples: torch.load(weights_only=True) reads back only plain containers.
+        state = {'architecture': {key: list(value) if isinstance(value, tuple) else value
+                                  for key, value in self.denoiser.architecture.items()},
+                 'state_dict': self.denoiser.network.state_dict()}
+        return {**state, **self.trainer.state_dict()} if training else state
+
+    def load_state(self, state, source='state'):
+        """Set the model from ``state()``'s format, all or nothing: on any error the model
+        is left as it was. The network is rebuilt if the architecture differs. Without a
+        training state the weights count as pretrained (training fine-tunes them)."""
+        if not (isinstance(state, dict) and isinstance(state.get('state_dict'), dict)
+                and isinstance(state.get('architecture'), dict)):
+            raise ValueError(f'{source} is not a weights file of this model: expected a dict '
+                             f"with 'architecture' and 'state_dict'")
+        kept = self.denoiser
+        try:
+            architecture = self.DENOISER.complete(state['architecture'])
+            same = architecture == kept.architecture
+            denoiser = kept if same else self.DENOISER(architecture, kept.device)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError,
+                RuntimeError) as error:
+            raise ValueError(f"{source}: unknown architecture {state['architecture']}: "
+                             f'{error}') from None
+        weights = {name: tensor.clone() for name, tensor in kept.network.state_dict().items()}
+        try:
+            denoiser.network.load_state_dict(state['state_dict'])
+            trainer = self.TRAINER(denoiser, self.trainer.recipe, pretrained=True)
+            if 'optimizer' in state:  # a checkpoint: resume where it stopped
+                trainer.load_state_dict(state)
+        except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as error:
+            kept.network.load_state_dict(weights)
+            raise ValueError(f'{source}: {error}') from None
+        self.denoiser, self.trainer = denoiser, trainer
+
+    def save(self, path, *, training=False):
+        """Write ``state(training=...)`` to ``path``, atomically: an interrupted save leaves
+        the old file."""
+        partial = f'{os.fspath(path)}.partial'
+        torch.save(self.state(training=training), partial)
+        os.replace(partial, path)
+
+    def load(self, file):
+        """Read a file ``save`` wrote (a path, or a binary file object) and ``load_state``
+        it. The file may hold tensors and plain containers only: it never runs code."""
+        name = getattr(file, 'name', file)
+        if isinstance(file, (str, os.PathLike)) and not os.path.isfile(file):
+            raise FileNotFoundError(f'weights file not found: {file}')
+        try:
+            state = torch.load(file, map_location=self.denoiser.device, weights_only=True)
+        except Exception as error:
+            raise RuntimeError(f'cannot read weights file {name}: {error}') from None
+        self.load_state(state, source=name)
