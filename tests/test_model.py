@@ -1,6 +1,8 @@
 """Model end to end on tiny data: predict's shapes, dtypes, padding and tiling; what bad input
 to predict/train/load_pretrained_model gets; a weights file can never run code; training is
 deterministic."""
+import contextlib
+import dataclasses
 import io
 import os
 import pathlib
@@ -552,3 +554,69 @@ def test_training_gives_the_loss_each_pair_s_noise_level(clipped_noise):
     # The batches are shuffled: each pair's level follows it into its batch.
     got = torch.cat([s.flatten() for s in seen]).sort().values * 255
     assert got.shape == (32,) and ((got / sigma - 1).abs() < 0.1).all(), got
+
+
+# --------------------------------------------------------------------------------------
+# The parts: a frozen recipe, log looked up at the call, one file format with training state
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('bad', [dict(batchsize=7), dict(batch_size=7.0), dict(batch_size=0),
+                                 dict(lr='1e-3'), dict(lr=-1.0), dict(swap=1),
+                                 dict(symmetries='yes'), dict(betas=(0.9,)),
+                                 dict(betas=(0.9, 1.5)), dict(seed=True), dict(warmup_steps=-1)])
+def test_recipe_refuses_unknown_and_mistyped_settings(bad):
+    with pytest.raises((TypeError, ValueError)):
+        Recipe(**bad)
+
+
+def test_recipe_is_frozen_and_changes_by_replacement():
+    recipe = Recipe()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        recipe.batch_size = 7
+    changed = dataclasses.replace(recipe, lr=1, betas=[0.5, 0.6])
+    assert changed.lr == 1 and changed.betas == (0.5, 0.6) and recipe.lr == 2e-3
+    with pytest.raises(TypeError):
+        dataclasses.replace(recipe, batchsize=7)
+
+
+def tiny_pairs(n=16, side=16):
+    return images(n, 3, side, side, seed=1), images(n, 3, side, side, seed=2)
+
+
+def test_progress_goes_to_stderr_as_it_is_at_the_call():
+    m = Model(**TINY)
+    captured = io.StringIO()
+    with contextlib.redirect_stderr(captured):
+        m.train(*tiny_pairs(), 1)
+    assert 'epoch 1/1' in captured.getvalue()
+    quiet = io.StringIO()
+    with contextlib.redirect_stderr(quiet):
+        m.train(*tiny_pairs(), 1, log=False)
+    assert quiet.getvalue() == ''
+
+
+def test_a_checkpoint_resumes_training_exactly(tmp_path):
+    """save(training=True) keeps the optimizer's state and the epochs done: training on from
+    the file gives the weights an uninterrupted run gives."""
+    def fresh():
+        torch.manual_seed(0)
+        m = Model(**TINY)
+        m.trainer.recipe = Recipe(batch_size=8, warmup_steps=1)
+        return m
+    straight = fresh()
+    straight.train(*tiny_pairs(), 2, log=False)
+    first = fresh()
+    first.train(*tiny_pairs(), 2, log=False, on_epoch_end=lambda epoch: first.save(
+        tmp_path / 'checkpoint.pth', training=True) if epoch == 0 else None)
+    resumed = Model(**DEEP)
+    resumed.trainer.recipe = first.trainer.recipe
+    resumed.load(tmp_path / 'checkpoint.pth')
+    assert resumed.trainer.epochs_done == 1 and not resumed.trainer.pretrained
+    resumed.train(*tiny_pairs(), 2, start_epoch=resumed.trainer.epochs_done, log=False)
+    assert weights_equal(resumed, straight)
+
+
+def test_a_checkpoint_with_a_bad_training_state_leaves_the_model_alone(tmp_path):
+    state = Model(**TINY).state(training=True)
+    state['optimizer']['state'] = state['optimizer']['state'][:1]  # one parameter's only
+    unchanged_after(save(tmp_path, state), ValueError, 'parameter states for')
