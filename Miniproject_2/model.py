@@ -1,7 +1,9 @@
 """A small deep-learning framework without autograd, and a Noise2Noise denoiser built on it.
 
 Read top-down: the ``Module`` contract, layers (convolution, transposed convolution,
-upsampling), activations, the loss, optimizers, containers, then ``Model``.
+upsampling), activations, the loss, optimizers, containers; then the denoiser's parts
+(``Denoiser``: a network and ``predict``; ``Trainer``, driven by a frozen ``Recipe``) and
+``Model``, the course's interface over them.
 
 Every module takes a batch (N, C, H, W) or a single image (C, H, W) and returns the rank it
 was given. ``forward`` caches what ``backward`` needs; ``backward`` returns the gradient
@@ -1450,7 +1452,7 @@ class Trainer:
                     raise RuntimeError(f'training diverged: loss {loss} at epoch {epoch + 1}, '
                                        f'step {i + 1}; the weights of the epoch start were kept')
                 loss_sum += loss
-                if log and ((i + 1) % 50 == 0 or i + 1 == steps_per_epoch):
+                if log is not False and ((i + 1) % 50 == 0 or i + 1 == steps_per_epoch):
                     _report(log, epoch, num_epochs, i + 1, steps_per_epoch,
                             loss_sum / (i + 1), (i + 1) * batch, started)
             self.epochs_done = epoch + 1
