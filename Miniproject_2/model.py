@@ -1219,12 +1219,12 @@ def _as_images(images, name):
     return images if images.dim() == 4 else images.unsqueeze(0)
 
 
-def _positive_int(value, name, low=1, high=None):
-    if (not isinstance(value, int) or isinstance(value, bool) or value < low
+def _check_count(value, name, high=None):
+    """Raise unless ``value`` is an int >= 1 (and <= ``high``); bools are not counts."""
+    if (not isinstance(value, int) or isinstance(value, bool) or value < 1
             or (high is not None and value > high)):
-        span = f'in {low}..{high}' if high is not None else f'>= {low}'
+        span = f'in 1..{high}' if high is not None else '>= 1'
         raise ValueError(f'{name} must be an int {span}, got {value!r}')
-    return value
 
 
 class Denoiser:
@@ -1270,9 +1270,9 @@ class Denoiser:
         so that a pass sees about this many pixels (bounds memory: ~0.5 GB by default).
         ``progress(done, total)``, if given, is called after each pass of the network."""
         batch = _as_images(images, 'test_input')
-        _positive_int(symmetries, 'symmetries', 1, 8)
-        _positive_int(tile, 'tile')
-        _positive_int(pixels_per_pass, 'pixels_per_pass')
+        _check_count(symmetries, 'symmetries', high=8)
+        _check_count(tile, 'tile')
+        _check_count(pixels_per_pass, 'pixels_per_pass')
         output = batch.new_empty(batch.shape).float()
         if output.numel() == 0:  # no image, or images with no pixel
             return output if images.dim() == 4 else output[0]
