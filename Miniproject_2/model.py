@@ -1,7 +1,9 @@
 """A small deep-learning framework without autograd, and a Noise2Noise denoiser built on it.
 
 Read top-down: the ``Module`` contract, layers (convolution, transposed convolution,
-upsampling), activations, the loss, optimizers, containers, then ``Model``.
+upsampling), activations, the loss, optimizers, containers; then the denoiser's parts
+(``Denoiser``: a network and ``predict``; ``Trainer``, driven by a frozen ``Recipe``) and
+``Model``, the course's interface over them.
 
 Every module takes a batch (N, C, H, W) or a single image (C, H, W) and returns the rank it
 was given. ``forward`` caches what ``backward`` needs; ``backward`` returns the gradient
@@ -22,6 +24,7 @@ import os
 import random
 import sys
 import time
+from dataclasses import dataclass, fields
 
 import torch
 from torch import empty, cat, arange
@@ -31,20 +34,37 @@ from torch import empty, cat, arange
 # Module: the contract
 # --------------------------------------------------------------------------------------
 
+class Parameter:
+    """A parameter tensor and its gradient, the pair ``param()`` lists.
+
+    Both tensors keep their identity for life: ``to``, ``reset_parameters`` and
+    ``load_state_dict`` change them in place, as torch.nn does, so whoever holds them (an
+    optimizer built from ``param()``, a caller's ``conv.weight``) keeps the module's parameter.
+    """
+
+    def __init__(self, value):
+        self.value = value
+        self.grad = value.new_zeros(value.shape)
+
+    def to(self, device=None, dtype=None):
+        for tensor in (self.value, self.grad):
+            tensor.data = tensor.to(device=device, dtype=dtype)  # in place: same tensor object
+
+
 class Module:
     """Base class: ``forward``, ``backward``, ``param`` and the bookkeeping torch.nn offers.
 
-    Parameters are plain tensor attributes (``self.weight``) listed in ``_param_names``;
-    their gradients live in ``self.grads`` under the same names. Sub-modules are listed in
+    Parameters are registered by name (``register_parameter('weight', tensor)``) and read as
+    attributes (``self.weight``, a tensor); ``_parameters`` maps each name to its
+    ``Parameter``, whose ``grad`` backward accumulates into. Sub-modules are listed in
     ``_children`` and give dotted state-dict names (``0.weight``), as in torch.nn.
     ``compute_input_grad = False`` lets ``backward`` skip the input gradient (it returns
     None): the first layer of a network has nobody upstream to give it to.
     """
 
     def __init__(self):
-        self._param_names = ()
+        self._parameters = {}
         self._children = {}
-        self.grads = {}
         self.compute_input_grad = True
         self._saved = None
 
@@ -58,16 +78,35 @@ class Module:
         return self.forward(*input)
 
     # -- parameters ---------------------------------------------------------------------
+    def register_parameter(self, name, value):
+        """Make the tensor ``value`` the parameter ``name``, with a zero gradient."""
+        self._parameters[name] = Parameter(value)
+
+    def __getattr__(self, name):
+        # Called only when ordinary lookup fails: registered parameters read as tensors.
+        parameters = self.__dict__.get('_parameters', {})
+        if name in parameters:
+            return parameters[name].value
+        raise AttributeError(f'{type(self).__name__!r} object has no attribute {name!r}')
+
+    def __setattr__(self, name, value):
+        # Assigning a tensor to a parameter's name makes it a new parameter, as in torch.nn
+        # (an attribute shadowing it would leave param() and forward using different tensors).
+        if name in self.__dict__.get('_parameters', {}):
+            self.register_parameter(name, value)
+        else:
+            super().__setattr__(name, value)
+
     def param(self):
         """List of (parameter, gradient) pairs; empty for parameter-free modules."""
-        pairs = [(getattr(self, name), self.grads[name]) for name in self._param_names]
+        pairs = [(p.value, p.grad) for p in self._parameters.values()]
         for child in self._children.values():
             pairs += child.param()
         return pairs
 
     def named_parameters(self, prefix=''):
-        for name in self._param_names:
-            yield prefix + name, getattr(self, name)
+        for name, parameter in self._parameters.items():
+            yield prefix + name, parameter.value
         for child_name, child in self._children.items():
             yield from child.named_parameters(f'{prefix}{child_name}.')
 
@@ -93,13 +132,18 @@ class Module:
         for name, p in own.items():
             p.copy_(state_dict[name])
 
-    def to(self, device=None, dtype=None):
-        """Move parameters (and their gradients) to ``device`` and/or ``dtype``."""
-        for name in self._param_names:
-            setattr(self, name, getattr(self, name).to(device=device, dtype=dtype))
-            self.grads[name] = self.grads[name].to(device=device, dtype=dtype)
+    def to(self, *args, device=None, dtype=None):
+        """Move parameters and gradients, in place, to a device and/or dtype, given by keyword
+        or positionally as torch.nn accepts: ``to('cuda')``, ``to(torch.float64)``."""
+        for arg in args:
+            if isinstance(arg, _DTYPE):
+                dtype = arg
+            else:
+                device = arg
+        for parameter in self._parameters.values():
+            parameter.to(device, dtype)
         for child in self._children.values():
-            child.to(device, dtype)
+            child.to(device=device, dtype=dtype)
         self._saved = None
         return self
 
@@ -136,6 +180,38 @@ class Module:
         if tuple(grad.shape) != tuple(expected_shape):
             self._fail(f'gradient has shape {tuple(grad.shape)}, '
                        f'expected the output shape {tuple(expected_shape)}')
+
+    def _batched_input(self, input, channels, dtype):
+        """Validate an image input of ``channels`` channels and ``dtype`` (that of the
+        weights); return it as a batch and whether it was a single image."""
+        self._check_floating(input)
+        if input.dim() not in (3, 4):
+            self._fail(f'expected a (N, C, H, W) batch or a (C, H, W) image, '
+                       f'got shape {tuple(input.shape)}')
+        x = input if input.dim() == 4 else input.unsqueeze(0)
+        if x.shape[1] != channels:
+            self._fail(f'expected {channels} input channels, got shape {tuple(input.shape)}')
+        if x.dtype != dtype:
+            raise TypeError(f'{type(self).__name__}: input dtype {x.dtype} does not match the '
+                            f'weight dtype {dtype} (use .to(dtype=...))')
+        return x, input.dim() == 3
+
+    @staticmethod
+    def _unbatch(y, unbatched):
+        return y.squeeze(0) if unbatched and y is not None else y
+
+    def _batched_grad(self, grad, out_shape, unbatched):
+        self._check_grad(grad, out_shape[1:] if unbatched else out_shape)
+        return grad.unsqueeze(0) if unbatched else grad
+
+    def _output_size(self, input_shape, h, w):
+        if h < 1 or w < 1:
+            self._fail(f'input of shape {tuple(input_shape)} gives an empty output '
+                       f'({self.extra_repr()}): the kernel is larger than the padded input')
+        return h, w
+
+
+_DTYPE = type(empty(0).dtype)  # torch.dtype, named without the torch namespace
 
 
 def _pair(value, name):
@@ -387,9 +463,11 @@ class _ConvBase(Module):
                              f'>= 1 and padding >= 0, got kernel_size={self.kernel_size}, '
                              f'stride={self.stride}, padding={self.padding}, '
                              f'dilation={self.dilation}')
-        self.weight = empty(weight_shape)
-        self.bias = empty(out_channels) if bias else None
-        self._param_names = ('weight', 'bias') if bias else ('weight',)
+        self.register_parameter('weight', empty(weight_shape))
+        if bias:
+            self.register_parameter('bias', empty(out_channels))
+        else:
+            self.bias = None
         self._fans = (fan_in, fan_out)
         self.reset_parameters(init)
 
@@ -408,8 +486,7 @@ class _ConvBase(Module):
             raise ValueError(f"init must be 'pytorch', 'xavier' or 'kaiming', got {init!r}")
         if self.bias is not None:
             self.bias.uniform_(-bound, bound)
-        self.grads = {name: getattr(self, name).new_zeros(getattr(self, name).shape)
-                      for name in self._param_names}
+        self.zero_grad()
 
     def extra_repr(self):
         text = (f'{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, '
@@ -422,35 +499,6 @@ class _ConvBase(Module):
 
     def _geometry(self):
         return self.kernel_size, self.stride, self.padding, self.dilation
-
-    def _batched_input(self, input):
-        """Validate the input; return it as a batch and remember whether it was one."""
-        self._check_floating(input)
-        if input.dim() not in (3, 4):
-            self._fail(f'expected a (N, C, H, W) batch or a (C, H, W) image, '
-                       f'got shape {tuple(input.shape)}')
-        x = input if input.dim() == 4 else input.unsqueeze(0)
-        if x.shape[1] != self.in_channels:
-            self._fail(f'expected {self.in_channels} input channels, '
-                       f'got shape {tuple(input.shape)}')
-        if x.dtype != self.weight.dtype:
-            raise TypeError(f'{type(self).__name__}: input dtype {x.dtype} does not match the '
-                            f'weight dtype {self.weight.dtype} (use .to(dtype=...))')
-        return x, input.dim() == 3
-
-    @staticmethod
-    def _unbatch(y, unbatched):
-        return y.squeeze(0) if unbatched and y is not None else y
-
-    def _batched_grad(self, grad, out_shape, unbatched):
-        self._check_grad(grad, out_shape[1:] if unbatched else out_shape)
-        return grad.unsqueeze(0) if unbatched else grad
-
-    def _output_size(self, input_shape, h, w):
-        if h < 1 or w < 1:
-            self._fail(f'input of shape {tuple(input_shape)} gives an empty output '
-                       f'({self.extra_repr()}): the kernel is larger than the padded input')
-        return h, w
 
 
 class Conv2d(_ConvBase):
@@ -469,7 +517,7 @@ class Conv2d(_ConvBase):
                          fan_in=in_channels * kh * kw, fan_out=out_channels * kh * kw, init=init)
 
     def forward(self, input):
-        x, unbatched = self._batched_input(input)
+        x, unbatched = self._batched_input(input, self.in_channels, self.weight.dtype)
         n, _, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry = self._geometry()
         ho, wo = self._output_size(input.shape, _out_size(h, kh, sh, ph, dh),
@@ -482,9 +530,9 @@ class Conv2d(_ConvBase):
         x, out_shape, unbatched = self._saved_or_fail()
         g = _pixel_major(self._batched_grad(gradwrtoutput, out_shape, unbatched))
         if self.bias is not None:
-            self.grads['bias'] += g.sum(0)
-        dx = _conv_backward(x, g, self.weight, self.grads['weight'], self._geometry(),
-                            self.compute_input_grad)
+            self._parameters['bias'].grad += g.sum(0)
+        dx = _conv_backward(x, g, self.weight, self._parameters['weight'].grad,
+                            self._geometry(), self.compute_input_grad)
         return self._unbatch(dx, unbatched)
 
 
@@ -518,7 +566,7 @@ class TransposeConv2d(_ConvBase):
                 + ('' if self.bias is not None else ', bias=False'))
 
     def forward(self, input):
-        x, unbatched = self._batched_input(input)
+        x, unbatched = self._batched_input(input, self.in_channels, self.weight.dtype)
         n, _, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._geometry()
         ho, wo = self._output_size(
@@ -537,9 +585,9 @@ class TransposeConv2d(_ConvBase):
     def backward(self, gradwrtoutput):
         x2d, (n, _, h, w), out_shape, unbatched = self._saved_or_fail()
         g = self._batched_grad(gradwrtoutput, out_shape, unbatched)
-        _conv_weight_grad(g, x2d, self.grads['weight'], self._geometry())
+        _conv_weight_grad(g, x2d, self._parameters['weight'].grad, self._geometry())
         if self.bias is not None:
-            self.grads['bias'] += g.sum((0, 2, 3))
+            self._parameters['bias'].grad += g.sum((0, 2, 3))
         if not self.compute_input_grad:
             return None
         return self._unbatch(_image_view(_conv_matmul(g, self.weight, None, self._geometry()),
@@ -588,8 +636,10 @@ def _phase_taps(like):
                             [[1, 1, 0], [0, 0, 1]]])
 
 
-class Upsampling(Conv2d):
-    """Nearest-neighbour upsampling followed by a convolution; parameters are the conv's.
+class Upsampling(Module):
+    """Nearest-neighbour upsampling then a convolution, as nn.Sequential(nn.Upsample(
+    scale_factor), nn.Conv2d(...)): ``upsample`` and ``conv``, whose parameters are this
+    module's own (state-dict names ``weight`` and ``bias``).
 
     Fast path (scale 2, 3x3 kernel, stride 1, padding 1): the four output phases are 2x2
     convolutions of the *small* input, whose kernels are sums of the 3x3 taps. One im2col of
@@ -599,31 +649,42 @@ class Upsampling(Conv2d):
 
     def __init__(self, in_channels, out_channels, kernel_size, scale_factor=2, stride=1,
                  padding=0, dilation=1, bias=True, *, init='pytorch'):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias,
-                         init=init)
+        super().__init__()
+        self.conv = Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                           bias, init=init)
         self.upsample = NearestUpsampling(scale_factor)
-        self.use_phases = (scale_factor == 2 and self.kernel_size == (3, 3) and
-                           self.stride == (1, 1) and self.padding == (1, 1) and
-                           self.dilation == (1, 1))
+        self._parameters = self.conv._parameters  # the same Parameter objects
+        if not bias:
+            self.bias = None
+        self.use_phases = (scale_factor == 2 and self.conv.kernel_size == (3, 3) and
+                           self.conv.stride == (1, 1) and self.conv.padding == (1, 1) and
+                           self.conv.dilation == (1, 1))
+
+    def reset_parameters(self, init='pytorch'):
+        self.conv.reset_parameters(init)
 
     def extra_repr(self):
-        return super().extra_repr() + f', scale_factor={self.upsample.scale_factor}'
+        return self.conv.extra_repr() + f', scale_factor={self.upsample.scale_factor}'
 
     _PHASE_GEOMETRY = ((2, 2), (1, 1), (1, 1), (1, 1))  # 2x2 windows of the padded input
 
     def forward(self, input):
-        if not self.use_phases:
-            self._batched_input(input)  # so that errors name Upsampling, not NearestUpsampling
-            return super().forward(self.upsample(input))
-        x, unbatched = self._batched_input(input)
+        conv, s = self.conv, self.upsample.scale_factor
+        x, unbatched = self._batched_input(input, conv.in_channels, self.weight.dtype)
         n, _, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv._geometry()
+        out_shape = (n, conv.out_channels, *self._output_size(
+            input.shape, _out_size(s * h, kh, sh, ph, dh), _out_size(s * w, kw, sw, pw, dw)))
+        if not self.use_phases:
+            self._saved = (x, out_shape, unbatched, None)
+            return self._unbatch(conv(self.upsample(x)), unbatched)
         bias = None if self.bias is None else self.bias.repeat(4)
         phase_weight = self._phase_weight()
         # Rows (n, a, b): image and 2x2 window; columns (r, t, o): phase and channel.
         phases = _conv_matmul(x, phase_weight, bias, self._PHASE_GEOMETRY)
-        self._saved = (x, phase_weight, unbatched)
-        y = self._interleaved(phases.view(n, h + 1, w + 1, 2, 2, self.out_channels))
-        return self._unbatch(_image_view(y.reshape(-1, self.out_channels), n, 2 * h, 2 * w),
+        self._saved = (x, out_shape, unbatched, phase_weight)
+        y = self._interleaved(phases.view(n, h + 1, w + 1, 2, 2, conv.out_channels))
+        return self._unbatch(_image_view(y.reshape(-1, conv.out_channels), n, 2 * h, 2 * w),
                              unbatched)
 
     @staticmethod
@@ -639,20 +700,22 @@ class Upsampling(Conv2d):
     def _phase_weight(self):
         """(O, C, 3, 3) weight -> (4*O, C, 2, 2) phase kernels taps[r] @ w @ taps[t]^T, as
         two matrix products over all channels at once."""
-        o, c = self.out_channels, self.in_channels
+        o, c = self.conv.out_channels, self.conv.in_channels
         taps = _phase_taps(self.weight).view(4, 3)                     # rows (r, p)
         rows = taps @ self.weight.permute(2, 0, 1, 3).reshape(3, -1)   # (r p, o c j)
         both = rows.view(-1, 3) @ taps.t()                             # (r p o c, t q)
         return both.view(2, 2, o, c, 2, 2).permute(0, 4, 2, 3, 1, 5).reshape(4 * o, c, 2, 2)
 
     def backward(self, gradwrtoutput):
+        x, out_shape, unbatched, phase_weight = self._saved_or_fail()
+        g = self._batched_grad(gradwrtoutput, out_shape, unbatched)
         if not self.use_phases:
-            grad = super().backward(gradwrtoutput)
-            return None if grad is None else self.upsample.backward(grad)
-        x, phase_weight, unbatched = self._saved_or_fail()
+            self.conv.compute_input_grad = self.compute_input_grad
+            grad = self.conv.backward(g)
+            return None if grad is None else self._unbatch(self.upsample.backward(grad),
+                                                           unbatched)
         n, c, h, w = x.shape
-        o = self.out_channels
-        g = self._batched_grad(gradwrtoutput, (n, o, 2 * h, 2 * w), unbatched)
+        o = self.conv.out_channels
         # Scatter the output gradient onto the phase windows; unused windows stay zero.
         phase_grad = g.new_zeros(n, h + 1, w + 1, 2, 2, o)
         self._interleaved(phase_grad).copy_(g.permute(0, 2, 3, 1).reshape(n, h, 2, w, 2, o))
@@ -665,9 +728,9 @@ class Upsampling(Conv2d):
         by_phase = grad_phase_w.view(2, 2, o, c, 2, 2)                  # (r, t, o, c, p, q)
         columns = by_phase.permute(0, 4, 2, 3, 1, 5).reshape(-1, 4) @ taps   # (r p o c, j)
         grad_w = taps.t() @ columns.view(4, -1)                         # (i, o c j)
-        self.grads['weight'] += grad_w.view(3, o, c, 3).permute(1, 2, 0, 3)
+        self._parameters['weight'].grad += grad_w.view(3, o, c, 3).permute(1, 2, 0, 3)
         if self.bias is not None:
-            self.grads['bias'] += phase_grad.sum(0).view(4, o).sum(0)
+            self._parameters['bias'].grad += phase_grad.sum(0).view(4, o).sum(0)
         return self._unbatch(dx, unbatched)
 
 
@@ -784,7 +847,7 @@ class MSE(Module):
         return difference * scale
 
 
-def _expected_clipped(mean, sigma):
+def expected_clipped(mean, sigma):
     """g = E[clip(mean + sigma Z, 0, 1)], Z ~ N(0, 1), and its slope dg/dmean. With
     a = -mean / sigma, b = (1 - mean) / sigma, Phi/phi the normal cdf/pdf:
     g = mean (Phi(b) - Phi(a)) + sigma (phi(a) - phi(b)) + 1 - Phi(b); dg/dmean = Phi(b) - Phi(a).
@@ -814,7 +877,7 @@ class ClippedMSE(MSE):
         if not (sigma > 0).all():
             self._fail('sigma must be positive')
         try:
-            expected, self._slope = _expected_clipped(prediction, sigma)
+            expected, self._slope = expected_clipped(prediction, sigma)
         except RuntimeError:  # shapes that don't broadcast
             expected = None
         if expected is None or expected.shape != prediction.shape:
@@ -1062,8 +1125,8 @@ def course_baseline(width=64):
 
 
 def _build(architecture):
-    """The network an architecture dict (Model.ARCHITECTURE's keys) describes, and its total
-    stride (the factor every image side is padded to)."""
+    """The network an architecture dict (``Denoiser.ARCHITECTURE``'s keys) describes, and its
+    total stride (the factor every image side is padded to)."""
     settings = dict(architecture)
     network = settings.pop('network')
     if network == 'baseline':
@@ -1073,7 +1136,13 @@ def _build(architecture):
     return build_network(**settings), 2 ** (len(settings['widths']) - 1)
 
 
-def _dihedral(x, k, inverse=False):
+def _first_layer(network):
+    while isinstance(network, Sequential):
+        network = network[0]
+    return network
+
+
+def dihedral(x, k, inverse=False):
     """The k-th of the 8 symmetries of the square (k in 0..7), applied to H and W: a
     transpose if bit 4, then flips of W (bit 1) and H (bit 2); ``inverse`` undoes it."""
     def flip(x):
@@ -1090,7 +1159,7 @@ def _learning_rate(step, total_steps, peak, warmup_steps):
     return peak * warmup * 0.5 * (1 + math.cos(math.pi * step / total_steps))
 
 
-def _noise_levels(a, b, iterations=3, chunk=2048):
+def noise_levels(a, b, iterations=3, chunk=2048):
     """Per image, the noise level (0-1 scale) of two noisy copies ``a``, ``b`` (0-255).
 
     Their difference is the difference of two independent noises: variance 2 sigma^2, plus
@@ -1131,32 +1200,56 @@ def _reflect_index(size, before, after, like):
 _UINT8 = empty(0).byte().dtype  # torch.uint8, named without the torch namespace
 
 
-class Model:
-    """Noise2Noise denoiser: ``train`` on pairs of noisy images, ``predict`` clean ones.
+def _as_images(images, name):
+    """Validate 0-255 images; return them as a float batch on their own device."""
+    if not hasattr(images, 'dim'):
+        raise TypeError(f'{name} must be a torch tensor, got {type(images).__name__}')
+    if not (images.is_floating_point() or images.dtype == _UINT8):
+        raise TypeError(f'{name} must be uint8 or floating point (0-255), got {images.dtype}')
+    if images.dim() not in (3, 4) or images.shape[-3] != 3:
+        raise ValueError(f'{name} must be (N, 3, H, W) or (3, H, W), '
+                         f'got shape {tuple(images.shape)}')
+    if images.is_floating_point() and images.numel():
+        if not images.isfinite().all():
+            raise ValueError(f'{name} contains NaN or infinite pixels')
+        low, high = images.aminmax()
+        if low < 0 or high > 255:
+            raise ValueError(f'{name} has pixels outside 0-255 (min {low.item():g}, '
+                             f'max {high.item():g})')
+    return images if images.dim() == 4 else images.unsqueeze(0)
 
-    Images are 0-255 tensors (uint8 or float), (N, 3, H, W) or (3, H, W). The network
-    (``build_network``) sees them scaled to [0, 1]; its settings travel with the weights.
+
+def _check_count(value, name, high=None):
+    """Raise unless ``value`` is an int >= 1 (and <= ``high``); bools are not counts."""
+    if (not isinstance(value, int) or isinstance(value, bool) or value < 1
+            or (high is not None and value > high)):
+        span = f'in 1..{high}' if high is not None else '>= 1'
+        raise ValueError(f'{name} must be an int {span}, got {value!r}')
+
+
+class Denoiser:
+    """A network and ``predict``: 0-255 images of any size in, denoised images out.
+
+    The network is described by an architecture dict (``ARCHITECTURE``'s keys; see
+    ``build_network``), which travels with its weights. It sees images scaled to [0, 1].
     """
 
     ARCHITECTURE = dict(network='unet', widths=(24, 32, 64, 128), activation='leaky_relu',
                         upsampling='nearest', skip='concat', residual=True)
-    RECIPE = dict(batch_size=32, lr=2e-3, finetune_lr=1e-4, warmup_steps=200, betas=(0.9, 0.99),
-                  symmetries=True, swap=True, clipped_noise=True, seed=0)
-    PREDICT_PIXELS = 2 ** 17  # pixels per forward pass: bounds predict's memory (~0.5 GB)
-    PREDICT_TILE = 256  # larger images are denoised tile by tile
-    PREDICT_SYMMETRIES = 8  # predict averages the network over this many flips/rotations
 
-    def __init__(self, **architecture):
-        self.device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-        self.architecture = {**self.ARCHITECTURE, **architecture}
-        self.recipe = dict(self.RECIPE)
+    def __init__(self, architecture=None, device=None):
+        self.architecture = self.complete(architecture or {})
+        self.device = device or torch.device('cuda' if torch.cuda.is_available() else 'cpu')
         self.network, self.total_stride = _build(self.architecture)
         self.network.to(self.device)
-        self._first_layer().compute_input_grad = False
-        self.loss = ClippedMSE()
-        self.optimizer = None
-        self.pretrained = False
-        self.epochs_done = 0
+        _first_layer(self.network).compute_input_grad = False
+
+    @classmethod
+    def complete(cls, architecture):
+        """``architecture`` with the defaults for what it leaves out; lists (as a weights
+        file stores them) read as tuples."""
+        return {key: tuple(value) if isinstance(value, list) else value
+                for key, value in {**cls.ARCHITECTURE, **architecture}.items()}
 
     @property
     def tile_margin(self):
@@ -1165,207 +1258,28 @@ class Model:
         field and tiles stitch without seams (a test checks tiled == untiled)."""
         return 8 * self.total_stride
 
-    def _first_layer(self):
-        module = self.network
-        while isinstance(module, Sequential):
-            module = module[0]
-        return module
+    def predict(self, images, *, symmetries=8, tile=256, pixels_per_pass=2 ** 17,
+                progress=None):
+        """Denoise 0-255 images ((N, 3, H, W) or (3, H, W), uint8 or float, any size);
+        returns float 0-255, same shape and device.
 
-    # -- weights ------------------------------------------------------------------------
-    def weights_path(self):
-        return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'bestmodel.pth')
-
-    def save(self, path):
-        """Write the weights file, atomically: an interrupted save leaves the old file."""
-        partial = f'{os.fspath(path)}.partial'
-        torch.save({'architecture': self._architecture_lists(),
-                    'state_dict': self.network.state_dict()}, partial)
-        os.replace(partial, path)
-
-    def _architecture_lists(self):
-        # Lists, not tuples: torch.load(weights_only=True) reads back only plain containers.
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.architecture.items()}
-
-    def _rebuild(self, architecture):
-        """Build the network ``architecture`` describes (a dict as stored in a file)."""
-        architecture = {k: tuple(v) if isinstance(v, list) else v for k, v in architecture.items()}
-        if architecture == self.architecture:
-            return
-        self.network, self.total_stride = _build(architecture)
-        self.network.to(self.device)
-        self._first_layer().compute_input_grad = False
-        self.architecture = architecture
-
-    def load_pretrained_model(self, path=None):
-        """Load ``bestmodel.pth`` (or ``path``): every parameter set, or a clear error."""
-        path = path or self.weights_path()
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f'weights file not found: {path}')
-        try:  # weights_only: the file can hold tensors and plain containers, never code
-            state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as error:
-            raise RuntimeError(f'cannot read weights file {path}: {error}') from None
-        if not (isinstance(state, dict) and isinstance(state.get('state_dict'), dict)
-                and isinstance(state.get('architecture'), dict)):
-            raise ValueError(f'{path} is not a weights file of this model: expected a dict with '
-                             f"'architecture' and 'state_dict'")
-        previous = self.network, self.total_stride, self.architecture
-        try:  # a failed load leaves the model as it was
-            self._rebuild(state['architecture'])
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as error:
-            raise ValueError(f"{path}: unknown architecture {state['architecture']}: "
-                             f'{error}') from None
-        try:
-            self.network.load_state_dict(state['state_dict'])
-        except (TypeError, ValueError, AttributeError, RuntimeError) as error:
-            self.network, self.total_stride, self.architecture = previous
-            raise ValueError(f'{path}: {error}') from None
-        self.optimizer = None
-        self.pretrained = True
-
-    # -- input checks -------------------------------------------------------------------
-    @staticmethod
-    def _as_images(images, name):
-        """Validate 0-255 images; return them as a float batch on their own device."""
-        if not hasattr(images, 'dim'):
-            raise TypeError(f'{name} must be a torch tensor, got {type(images).__name__}')
-        if not (images.is_floating_point() or images.dtype == _UINT8):
-            raise TypeError(f'{name} must be uint8 or floating point (0-255), got {images.dtype}')
-        if images.dim() not in (3, 4) or images.shape[-3] != 3:
-            raise ValueError(f'{name} must be (N, 3, H, W) or (3, H, W), '
-                             f'got shape {tuple(images.shape)}')
-        if images.is_floating_point() and images.numel():
-            if not images.isfinite().all():
-                raise ValueError(f'{name} contains NaN or infinite pixels')
-            low, high = images.aminmax()
-            if low < 0 or high > 255:
-                raise ValueError(f'{name} has pixels outside 0-255 (min {low.item():g}, '
-                                 f'max {high.item():g})')
-        return images if images.dim() == 4 else images.unsqueeze(0)
-
-    # -- training -----------------------------------------------------------------------
-    def train(self, train_input, train_target, num_epochs, *, start_epoch=0, on_epoch_end=None,
-              log=sys.stderr):
-        """Noise2Noise training: Adam, warm-up then cosine decay over ``num_epochs``,
-        random flips/rotations and input/target swaps, and a loss that knows the targets
-        were clipped to 0-255 (``ClippedMSE``, each pair's noise level estimated from the
-        pair; ``recipe['clipped_noise'] = False`` for clean targets).
-
-        After ``load_pretrained_model`` the peak learning rate is the (small) fine-tuning
-        one, and the warm-up spares the weights the full-size first steps of a fresh Adam:
-        they are refined, not thrown away. ``start_epoch``/``on_epoch_end(epoch, model)``
-        let a caller resume a schedule and checkpoint between epochs."""
-        source = self._as_images(train_input, 'train_input')
-        target = self._as_images(train_target, 'train_target')
-        if source.shape != target.shape:
-            raise ValueError(f'train_input {tuple(source.shape)} and train_target '
-                             f'{tuple(target.shape)} must have the same shape')
-        if not isinstance(num_epochs, int) or isinstance(num_epochs, bool) or num_epochs < 1:
-            raise ValueError(f'num_epochs must be a positive int, got {num_epochs!r}')
-        if source.shape[0] == 0:
-            raise ValueError('train_input is empty')
-        min_side = 2 * self.total_stride
-        if min(source.shape[-2:]) < min_side:
-            raise ValueError(f'training images must be at least {min_side}x{min_side}, '
-                             f'got {tuple(source.shape[-2:])}')
-        recipe = self.recipe
-        peak_lr = recipe['finetune_lr'] if self.pretrained else recipe['lr']
-        self._ensure_optimizer()
-        # Each pair's noise level, for the loss that models the targets' clipping.
-        noise_levels = _noise_levels(source, target) if recipe['clipped_noise'] else None
-        n, batch = source.shape[0], recipe['batch_size']
-        steps_per_epoch = math.ceil(n / batch)
-        total_steps = num_epochs * steps_per_epoch
-        for epoch in range(start_epoch, num_epochs):
-            order = list(range(n))
-            rng = random.Random(recipe['seed'] * 100003 + epoch)
-            rng.shuffle(order)
-            order = arange(n)[order]
-            good_state = self.network.state_dict()
-            started, loss_sum = time.perf_counter(), 0.0
-            for i in range(steps_per_epoch):
-                self.optimizer.lr = _learning_rate(epoch * steps_per_epoch + i, total_steps,
-                                                   peak_lr, recipe['warmup_steps'])
-                index = order[i * batch:(i + 1) * batch]
-                x, y = self._augmented_batch(source, target, index, rng)
-                sigma = (None if noise_levels is None
-                         else noise_levels[index].view(-1, 1, 1, 1).to(self.device))
-                loss = self._step(x, y, sigma)
-                if not math.isfinite(loss):
-                    self.network.load_state_dict(good_state)
-                    self.optimizer = None
-                    raise RuntimeError(f'training diverged: loss {loss} at epoch {epoch + 1}, '
-                                       f'step {i + 1}; the weights of the epoch start were kept')
-                loss_sum += loss
-                if (i + 1) % 50 == 0 or i + 1 == steps_per_epoch:
-                    self._report(log, epoch, num_epochs, i + 1, steps_per_epoch,
-                                 loss_sum / (i + 1), (i + 1) * batch, started)
-            self.epochs_done = epoch + 1
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, self)
-        return self
-
-    def _ensure_optimizer(self):
-        if self.optimizer is None:
-            self.optimizer = Adam(self.network.param(), lr=self.recipe['lr'],
-                                  betas=self.recipe['betas'])
-        return self.optimizer
-
-    def checkpoint(self):
-        """Everything needed to resume training: weights, optimizer state, progress."""
-        return {'architecture': self._architecture_lists(), 'state_dict': self.network.state_dict(),
-                'optimizer': self._ensure_optimizer().state_dict(),
-                'epochs_done': self.epochs_done, 'pretrained': self.pretrained}
-
-    def restore(self, checkpoint):
-        self._rebuild(checkpoint['architecture'])
-        self.network.load_state_dict(checkpoint['state_dict'])
-        self.optimizer = None
-        self._ensure_optimizer().load_state_dict(checkpoint['optimizer'])
-        self.epochs_done, self.pretrained = checkpoint['epochs_done'], checkpoint['pretrained']
-
-    def _augmented_batch(self, source, target, index, rng):
-        x = _channels_last(source[index], self.device)
-        y = _channels_last(target[index], self.device)
-        if self.recipe['swap'] and rng.random() < 0.5:  # either noisy copy is a fair target
-            x, y = y, x
-        if self.recipe['symmetries']:
-            k = rng.randrange(8)
-            x, y = _dihedral(x, k), _dihedral(y, k)
-        return x, y
-
-    def _step(self, x, y, sigma=None):
-        self.optimizer.zero_grad()
-        loss = self.loss(self.network(x), y, sigma)
-        self.network.backward(self.loss.backward())
-        self.optimizer.step()
-        return loss.item()
-
-    def _report(self, log, epoch, epochs, step, steps, loss, images, started):
-        if log is None:
-            return
-        elapsed = time.perf_counter() - started
-        rate = images / max(elapsed, 1e-9)
-        left = (steps - step) * elapsed / step + (epochs - epoch - 1) * steps * elapsed / step
-        print(f'\repoch {epoch + 1}/{epochs}  step {step}/{steps}  loss {loss:.5f}  '
-              f'{rate:.0f} img/s  {left / 60:.1f} min left', end='\n' if step == steps else '',
-              file=log, flush=True)
-
-    # -- inference ----------------------------------------------------------------------
-    def predict(self, test_input, *, progress=None):
-        """Denoise 0-255 images of any size; returns float 0-255, same shape and device.
+        ``symmetries``: the mean of the network over this many flips/rotations of the
+        square (1..8, a self-ensemble: each sees the noise in another orientation, so errors
+        partly cancel; 1 is the network alone, 8 times faster). ``tile``: larger images go
+        through the network tile by tile (seamlessly). ``pixels_per_pass``: images per pass
+        so that a pass sees about this many pixels (bounds memory: ~0.5 GB by default).
         ``progress(done, total)``, if given, is called after each pass of the network."""
-        images = self._as_images(test_input, 'test_input')
-        symmetries = self.PREDICT_SYMMETRIES
-        if not (isinstance(symmetries, int) and 1 <= symmetries <= 8):
-            raise ValueError(f'PREDICT_SYMMETRIES must be an int in 1..8, got {symmetries!r}')
-        output = images.new_empty(images.shape).float()
+        batch = _as_images(images, 'test_input')
+        _check_count(symmetries, 'symmetries', high=8)
+        _check_count(tile, 'tile')
+        _check_count(pixels_per_pass, 'pixels_per_pass')
+        output = batch.new_empty(batch.shape).float()
         if output.numel() == 0:  # no image, or images with no pixel
-            return output if test_input.dim() == 4 else output[0]
-        chunk = max(1, self.PREDICT_PIXELS // (images.shape[-2] * images.shape[-1]))
-        starts = range(0, images.shape[0], chunk)
+            return output if images.dim() == 4 else output[0]
+        chunk = max(1, pixels_per_pass // (batch.shape[-2] * batch.shape[-1]))
+        starts = range(0, batch.shape[0], chunk)
         # A transpose swaps H and W, which leaves the number of tiles as it is.
-        total = len(starts) * symmetries * len(self._tiles(*images.shape[-2:]))
+        total = len(starts) * symmetries * len(self._tiles(*batch.shape[-2:], tile))
         done = 0
 
         def network(x):
@@ -1376,37 +1290,33 @@ class Model:
                 progress(done, total)
             return y
         for start in starts:
-            x = _channels_last(images[start:start + chunk], self.device)
-            output[start:start + chunk] = self._denoise_ensemble(x, network).to(output.device)
+            x = _channels_last(batch[start:start + chunk], self.device)
+            summed = self._denoise_tiled(x, network, tile)
+            for k in range(1, symmetries):
+                summed += dihedral(self._denoise_tiled(dihedral(x, k), network, tile), k,
+                                   inverse=True)
+            output[start:start + chunk] = summed.div_(symmetries).to(output.device)
         output = output.clamp_(0, 1).mul_(255)
-        return output if test_input.dim() == 4 else output[0]
+        return output if images.dim() == 4 else output[0]
 
-    def _denoise_ensemble(self, x, network):
-        """The mean over the first ``PREDICT_SYMMETRIES`` symmetries of the square (a
-        self-ensemble): each sees the noise in another orientation, so errors partly cancel."""
-        summed = self._denoise_tiled(x, network)
-        for k in range(1, self.PREDICT_SYMMETRIES):
-            summed += _dihedral(self._denoise_tiled(_dihedral(x, k), network), k, inverse=True)
-        return summed.div_(self.PREDICT_SYMMETRIES)
-
-    def _tiles(self, h, w):
+    def _tiles(self, h, w, tile):
         """Top-left corners of the tiles that cover an h x w image padded to the total
         stride, or [None] when it runs whole."""
-        s, tile = self.total_stride, self.PREDICT_TILE
+        s = self.total_stride
         h, w = h + -h % s, w + -w % s
         if max(h, w) <= tile + 2 * self.tile_margin:
             return [None]
         return [(top, left) for top in range(0, h, tile) for left in range(0, w, tile)]
 
-    def _denoise_tiled(self, x, network):
+    def _denoise_tiled(self, x, network, tile):
         """Pad to the total stride (reflect), run ``network`` tile by tile, crop back."""
         h, w = x.shape[-2:]
         s = self.total_stride
         x = x[..., _reflect_index(h, 0, -h % s, x), :][..., _reflect_index(w, 0, -w % s, x)]
-        tiles = self._tiles(h, w)
+        tiles = self._tiles(h, w, tile)
         if tiles == [None]:
             return network(x)[..., :h, :w]
-        tile, margin = self.PREDICT_TILE, self.tile_margin
+        margin = self.tile_margin
         out = x.new_empty(x.shape)
         for top, left in tiles:
             t0, l0 = max(top - margin, 0), max(left - margin, 0)
@@ -1416,3 +1326,253 @@ class Model:
             out[..., top:top + tile, left:left + tile] = \
                 piece[..., top - t0:top - t0 + tile, left - l0:left - l0 + tile]
         return out[..., :h, :w]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How ``Trainer`` trains. Frozen: a setting changes by making another recipe
+    (``dataclasses.replace(recipe, lr=1e-3)``), and an unknown setting or a value of the
+    wrong type is an error rather than silently ignored."""
+
+    batch_size: int = 32
+    lr: float = 2e-3            # peak learning rate from random weights
+    finetune_lr: float = 1e-4   # peak learning rate after load_pretrained_model
+    warmup_steps: int = 200
+    betas: tuple = (0.9, 0.99)  # Adam's
+    symmetries: bool = True     # random flips/rotations of each batch
+    swap: bool = True           # random input/target swaps
+    clipped_noise: bool = True  # ClippedMSE with each pair's noise level; False: plain MSE
+    seed: int = 0               # batch order and augmentations
+
+    def __post_init__(self):
+        lowest = {'batch_size': 1, 'lr': 0, 'finetune_lr': 0, 'warmup_steps': 0}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.type is bool:
+                fits = isinstance(value, bool)
+            elif field.type is tuple:  # Adam's betas
+                fits = (isinstance(value, (tuple, list)) and len(value) == 2
+                        and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in value))
+            else:  # an int or a float: an int is a fine float, a bool is neither
+                fits = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                        and (field.type is float or isinstance(value, int))
+                        and value >= lowest.get(field.name, value))
+            if not fits:
+                raise ValueError(f'Recipe: {field.name}={value!r} is not a valid '
+                                 f'{field.type.__name__}')
+        object.__setattr__(self, 'betas', tuple(self.betas))
+
+
+class Trainer:
+    """Noise2Noise training of a ``Denoiser``'s network, as its ``Recipe`` says: Adam,
+    warm-up then cosine decay over the epochs, random flips/rotations and input/target
+    swaps, and a loss that knows the targets were clipped to 0-255 (``ClippedMSE``, each
+    pair's noise level estimated from the pair; ``clipped_noise=False`` for clean targets).
+
+    Its state (the optimizer's, the epochs done, whether the weights were pretrained) is
+    what resuming needs: ``state_dict``/``load_state_dict``.
+    """
+
+    def __init__(self, denoiser, recipe=Recipe(), *, pretrained=False):
+        self.denoiser = denoiser
+        self.recipe = recipe
+        self.loss = ClippedMSE()
+        self.optimizer = None
+        self.pretrained = pretrained
+        self.epochs_done = 0
+
+    def make_optimizer(self):
+        return Adam(self.denoiser.network.param(), lr=self.recipe.lr, betas=self.recipe.betas)
+
+    def _optimizer(self):
+        if self.optimizer is None:
+            self.optimizer = self.make_optimizer()
+        return self.optimizer
+
+    def state_dict(self):
+        return {'optimizer': self._optimizer().state_dict(), 'epochs_done': self.epochs_done,
+                'pretrained': self.pretrained}
+
+    def load_state_dict(self, state):
+        optimizer = self.make_optimizer()
+        optimizer.load_state_dict(state['optimizer'])
+        self.optimizer, self.epochs_done, self.pretrained = \
+            optimizer, state['epochs_done'], state['pretrained']
+
+    def train(self, train_input, train_target, num_epochs, *, start_epoch=0,
+              on_epoch_end=None, log=None):
+        """Train on pairs of 0-255 images for ``num_epochs`` epochs (the schedule's length).
+
+        After loading pretrained weights the peak learning rate is the (small) fine-tuning
+        one, and the warm-up spares the weights the full-size first steps of a fresh Adam:
+        they are refined, not thrown away. ``start_epoch``/``on_epoch_end(epoch)`` let a
+        caller resume a schedule and checkpoint between epochs. Progress lines go to
+        ``log``: a text stream, ``sys.stderr`` (as it is at the call) when None, or none
+        when False."""
+        source = _as_images(train_input, 'train_input')
+        target = _as_images(train_target, 'train_target')
+        if source.shape != target.shape:
+            raise ValueError(f'train_input {tuple(source.shape)} and train_target '
+                             f'{tuple(target.shape)} must have the same shape')
+        if not isinstance(num_epochs, int) or isinstance(num_epochs, bool) or num_epochs < 1:
+            raise ValueError(f'num_epochs must be a positive int, got {num_epochs!r}')
+        if source.shape[0] == 0:
+            raise ValueError('train_input is empty')
+        min_side = 2 * self.denoiser.total_stride
+        if min(source.shape[-2:]) < min_side:
+            raise ValueError(f'training images must be at least {min_side}x{min_side}, '
+                             f'got {tuple(source.shape[-2:])}')
+        log = sys.stderr if log is None else log
+        recipe, network = self.recipe, self.denoiser.network
+        peak_lr = recipe.finetune_lr if self.pretrained else recipe.lr
+        optimizer = self._optimizer()
+        # Each pair's noise level, for the loss that models the targets' clipping.
+        levels = noise_levels(source, target) if recipe.clipped_noise else None
+        n, batch = source.shape[0], recipe.batch_size
+        steps_per_epoch = math.ceil(n / batch)
+        total_steps = num_epochs * steps_per_epoch
+        for epoch in range(start_epoch, num_epochs):
+            order = list(range(n))
+            rng = random.Random(recipe.seed * 100003 + epoch)
+            rng.shuffle(order)
+            order = arange(n)[order]
+            good_state = network.state_dict()
+            started, loss_sum = time.perf_counter(), 0.0
+            for i in range(steps_per_epoch):
+                optimizer.lr = _learning_rate(epoch * steps_per_epoch + i, total_steps,
+                                              peak_lr, recipe.warmup_steps)
+                index = order[i * batch:(i + 1) * batch]
+                x, y = self._augmented_batch(source, target, index, rng)
+                sigma = (None if levels is None
+                         else levels[index].view(-1, 1, 1, 1).to(self.denoiser.device))
+                loss = self.step(x, y, sigma)
+                if not math.isfinite(loss):
+                    network.load_state_dict(good_state)
+                    self.optimizer = None  # its moments hold the divergence
+                    raise RuntimeError(f'training diverged: loss {loss} at epoch {epoch + 1}, '
+                                       f'step {i + 1}; the weights of the epoch start were kept')
+                loss_sum += loss
+                if log is not False and ((i + 1) % 50 == 0 or i + 1 == steps_per_epoch):
+                    _report(log, epoch, num_epochs, i + 1, steps_per_epoch,
+                            loss_sum / (i + 1), (i + 1) * batch, started)
+            self.epochs_done = epoch + 1
+            if on_epoch_end is not None:
+                on_epoch_end(epoch)
+        return self
+
+    def _augmented_batch(self, source, target, index, rng):
+        x = _channels_last(source[index], self.denoiser.device)
+        y = _channels_last(target[index], self.denoiser.device)
+        if self.recipe.swap and rng.random() < 0.5:  # either noisy copy is a fair target
+            x, y = y, x
+        if self.recipe.symmetries:
+            k = rng.randrange(8)
+            x, y = dihedral(x, k), dihedral(y, k)
+        return x, y
+
+    def step(self, x, y, sigma=None):
+        """One optimizer step on the batch (x, y); returns the loss."""
+        optimizer, network = self.optimizer, self.denoiser.network
+        optimizer.zero_grad()
+        loss = self.loss(network(x), y, sigma)
+        network.backward(self.loss.backward())
+        optimizer.step()
+        return loss.item()
+
+
+def _report(log, epoch, epochs, step, steps, loss, images, started):
+    elapsed = time.perf_counter() - started
+    rate = images / max(elapsed, 1e-9)
+    left = (steps - step) * elapsed / step + (epochs - epoch - 1) * steps * elapsed / step
+    print(f'\repoch {epoch + 1}/{epochs}  step {step}/{steps}  loss {loss:.5f}  '
+          f'{rate:.0f} img/s  {left / 60:.1f} min left', end='\n' if step == steps else '',
+          file=log, flush=True)
+
+
+class Model:
+    """The course's Noise2Noise denoiser: ``train`` on pairs of noisy images, ``predict``
+    clean ones; images are 0-255 tensors (uint8 or float), (N, 3, H, W) or (3, H, W).
+
+    A thin composition: ``denoiser`` (the network and ``predict``) and ``trainer`` (its
+    ``Recipe`` and training state). One file format holds both: ``save``/``load``.
+    """
+
+    DENOISER, TRAINER = Denoiser, Trainer  # what a variant (the torch.nn twin) replaces
+
+    def __init__(self, **architecture):
+        self.denoiser = self.DENOISER(architecture)
+        self.trainer = self.TRAINER(self.denoiser)
+
+    @staticmethod
+    def weights_path():
+        return os.path.join(os.path.dirname(os.path.abspath(__file__)), 'bestmodel.pth')
+
+    def load_pretrained_model(self, path=None):
+        """Load ``bestmodel.pth`` (or ``path``): every parameter set, or a clear error."""
+        self.load(self.weights_path() if path is None else path)
+
+    def train(self, train_input, train_target, num_epochs, **options):
+        """``Trainer.train``: Noise2Noise training, see there for the options."""
+        self.trainer.train(train_input, train_target, num_epochs, **options)
+        return self
+
+    def predict(self, test_input, **options):
+        """``Denoiser.predict``: denoised 0-255 images, see there for the options."""
+        return self.denoiser.predict(test_input, **options)
+
+    # -- one file format: the architecture, the weights and, for resuming, training ----
+    def state(self, *, training=False):
+        """What ``save`` writes: the network's architecture and weights and, with
+        ``training``, the trainer's state (optimizer, epochs done) that resuming needs."""
+        # Lists, not tuples: torch.load(weights_only=True) reads back only plain containers.
+        state = {'architecture': {key: list(value) if isinstance(value, tuple) else value
+                                  for key, value in self.denoiser.architecture.items()},
+                 'state_dict': self.denoiser.network.state_dict()}
+        return {**state, **self.trainer.state_dict()} if training else state
+
+    def load_state(self, state, source='state'):
+        """Set the model from ``state()``'s format, all or nothing: on any error the model
+        is left as it was. The network is rebuilt if the architecture differs. Without a
+        training state the weights count as pretrained (training fine-tunes them)."""
+        if not (isinstance(state, dict) and isinstance(state.get('state_dict'), dict)
+                and isinstance(state.get('architecture'), dict)):
+            raise ValueError(f'{source} is not a weights file of this model: expected a dict '
+                             f"with 'architecture' and 'state_dict'")
+        kept = self.denoiser
+        try:
+            architecture = self.DENOISER.complete(state['architecture'])
+            same = architecture == kept.architecture
+            denoiser = kept if same else self.DENOISER(architecture, kept.device)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError,
+                RuntimeError) as error:
+            raise ValueError(f"{source}: unknown architecture {state['architecture']}: "
+                             f'{error}') from None
+        weights = {name: tensor.clone() for name, tensor in kept.network.state_dict().items()}
+        try:
+            denoiser.network.load_state_dict(state['state_dict'])
+            trainer = self.TRAINER(denoiser, self.trainer.recipe, pretrained=True)
+            if 'optimizer' in state:  # a checkpoint: resume where it stopped
+                trainer.load_state_dict(state)
+        except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as error:
+            kept.network.load_state_dict(weights)
+            raise ValueError(f'{source}: {error}') from None
+        self.denoiser, self.trainer = denoiser, trainer
+
+    def save(self, path, *, training=False):
+        """Write ``state(training=...)`` to ``path``, atomically: an interrupted save leaves
+        the old file."""
+        partial = f'{os.fspath(path)}.partial'
+        torch.save(self.state(training=training), partial)
+        os.replace(partial, path)
+
+    def load(self, file):
+        """Read a file ``save`` wrote (a path, or a binary file object) and ``load_state``
+        it. The file may hold tensors and plain containers only: it never runs code."""
+        name = getattr(file, 'name', file)
+        if isinstance(file, (str, os.PathLike)) and not os.path.isfile(file):
+            raise FileNotFoundError(f'weights file not found: {file}')
+        try:
+            state = torch.load(file, map_location=self.denoiser.device, weights_only=True)
+        except Exception as error:
+            raise RuntimeError(f'cannot read weights file {name}: {error}') from None
+        self.load_state(state, source=name)

@@ -195,9 +195,9 @@ def best_epoch(log):
 
 
 def parameter_count(architecture):
-    from Miniproject_2.model import Model
-    model = Model(**{k: tuple(v) if isinstance(v, list) else v for k, v in architecture.items()})
-    return sum(p.numel() for p, _ in model.network.param()), model.tile_margin
+    from Miniproject_2.model import Denoiser
+    denoiser = Denoiser(architecture)
+    return sum(p.numel() for p, _ in denoiser.network.param()), denoiser.tile_margin
 
 
 # The runs that made the shipped weights, each a warm restart from the best of the one before:
@@ -223,10 +223,12 @@ def shipped_chain(runs):
 
 
 def main_run_numbers(root, runs, numbers):
-    from Miniproject_2.model import Model, _CHUNK_BYTES
+    import inspect
+    from Miniproject_2.model import Denoiser, Recipe
+    from Miniproject_2.model import _CHUNK_BYTES  # becomes the public chunk policy (issue 13)
     log = runs.get('main')
     settings = log['settings'] if log else None
-    architecture = dict(Model.ARCHITECTURE)
+    architecture = dict(Denoiser.ARCHITECTURE)
     if settings:
         architecture.update({k: settings[k] for k in ('network', 'widths', 'activation',
                                                       'upsampling', 'skip')})
@@ -236,7 +238,8 @@ def main_run_numbers(root, runs, numbers):
             saved = torch.load(root / 'Miniproject_2/bestmodel.pth', weights_only=True)
             architecture.update(saved['architecture'])
         except Exception:
-            warn('no main run and no readable bestmodel.pth: architecture from Model.ARCHITECTURE')
+            warn('no main run and no readable bestmodel.pth: architecture from '
+                 'Denoiser.ARCHITECTURE')
     widths = list(architecture['widths'])
     numbers['mainWidths'] = ', '.join(map(str, widths))
     numbers['mainLevels'] = fmt(len(widths))
@@ -248,14 +251,14 @@ def main_run_numbers(root, runs, numbers):
         params, margin = None, None
     numbers['mainParams'] = fmt(params)
     numbers['tileMargin'] = fmt(margin)
-    recipe = Model.RECIPE
+    recipe = Recipe()
     numbers['mainBatch'] = fmt(settings['batch_size'] if settings else None)
-    numbers['warmupSteps'] = fmt(recipe['warmup_steps'])
-    numbers['betaOne'] = fmt(recipe['betas'][0], 2)
-    numbers['betaTwo'] = fmt(recipe['betas'][1], 2)
-    numbers['finetuneLR'] = fmt_lr(recipe['finetune_lr'])
+    numbers['warmupSteps'] = fmt(recipe.warmup_steps)
+    numbers['betaOne'] = fmt(recipe.betas[0], 2)
+    numbers['betaTwo'] = fmt(recipe.betas[1], 2)
+    numbers['finetuneLR'] = fmt_lr(recipe.finetune_lr)
     numbers['chunkMiB'] = fmt(_CHUNK_BYTES / 2 ** 20, 0)
-    numbers['predictTile'] = fmt(Model.PREDICT_TILE)
+    numbers['predictTile'] = fmt(inspect.signature(Denoiser.predict).parameters['tile'].default)
     for name, stem, _, _ in STAGES:  # each stage's command and result
         stage = runs.get(name)
         numbers[f'{stem}Epochs'] = fmt(stage['settings']['epochs'] if stage else None)

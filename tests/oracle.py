@@ -48,15 +48,13 @@ def reference(module, x, params, prefix=''):
     """What ``module.forward(x)`` computes, written with autograd-tracked torch ops;
     ``params`` maps our dotted parameter names to the tensors to use."""
     weight, bias = params.get(prefix + 'weight'), params.get(prefix + 'bias')
-    if isinstance(module, Upsampling):
-        f = module.upsample.scale_factor
-        x = _on_batch(lambda b: F.interpolate(b, scale_factor=f, mode='nearest'), x)
-        return F.conv2d(x, weight, bias, module.stride, module.padding, module.dilation)
     if isinstance(module, Conv2d):
         return F.conv2d(x, weight, bias, module.stride, module.padding, module.dilation)
     if isinstance(module, TransposeConv2d):
         return F.conv_transpose2d(x, weight, bias, module.stride, module.padding,
                                   module.output_padding, 1, module.dilation)
+    if isinstance(module, Upsampling):  # its conv's parameters carry its own names
+        return reference(module.conv, reference(module.upsample, x, params), params, prefix)
     if isinstance(module, NearestUpsampling):
         f = module.scale_factor
         return _on_batch(lambda b: F.interpolate(b, scale_factor=f, mode='nearest'), x)

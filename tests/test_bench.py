@@ -11,7 +11,7 @@ from Miniproject_2.others.twin import torch_twin
                                           dict(network='baseline', widths=(8,))])
 def test_twin_matches_and_a_wrong_twin_is_caught(architecture):
     torch.manual_seed(0)
-    network = Model(**architecture).network
+    network = Model(**architecture).denoiser.network
     twin = torch_twin(network)
     bench.check_same_results(network, twin, size=16)
     with torch.no_grad():
@@ -23,8 +23,8 @@ def test_twin_matches_and_a_wrong_twin_is_caught(architecture):
 def test_training_steps_and_predict_run_on_both_sides():
     torch.manual_seed(0)
     model = Model(widths=(8, 8))
-    twin = torch_twin(model.network)
-    for run in (*bench.training_step_pair(model.network, twin, 4),
+    twin = torch_twin(model.denoiser.network)
+    for run in (*bench.training_step_pair(model.denoiser.network, twin, 4),
                 *bench.predict_pair(model, twin, torch.rand(3, 3, 16, 16) * 255)):
         run()
     ours, theirs = bench.predict_pair(model, twin, torch.rand(2, 3, 16, 16) * 255)

@@ -1,7 +1,12 @@
 """The comparison and ablation commands, end to end on a tiny data folder."""
 import json
+import math
+
+import pytest
+import torch
 
 from Miniproject_2.others import ablate, compare
+from Miniproject_2.others.data import psnr_per_image
 from Miniproject_2.others.train import run_folder
 
 TINY = ['--widths', '8,8', '--batch-size', '16']  # appended: argparse keeps the last value
@@ -15,9 +20,21 @@ def test_compare_trains_every_contender_and_scores_them(data_folder, tmp_path, m
                   '--out', 'compare.json'])
     results = json.loads((tmp_path / 'compare.json').read_text())['results']
     assert set(results) == {'noisy input', 'shipped bestmodel.pth', *compare.CONTENDERS}
+    # The noisy input's PSNR, recomputed here, is about that of sigma 20 (a little higher:
+    # clipping to 0-255 removes some noise).
+    noisy, clean = torch.load(data_folder / 'val_data.pkl', weights_only=True)
+    noisy_psnr = psnr_per_image(noisy.float(), clean.float()).mean().item()
+    assert results['noisy input']['psnr'] == pytest.approx(noisy_psnr, abs=1e-9)
+    assert 20 * math.log10(255 / 20) < noisy_psnr < 20 * math.log10(255 / 20) + 1
+    # The shipped weights denoise: several dB above the noisy input.
+    assert results['shipped bestmodel.pth']['psnr'] > noisy_psnr + 3
+    assert results['shipped bestmodel.pth']['single_pass']['psnr'] > noisy_psnr + 3
     for name in compare.CONTENDERS:
         assert (tmp_path / run_folder('compare', f'{name} 1 epochs') / 'log.json').is_file()
-        assert results[name]['psnr'] > 0 and results[name]['train_seconds'] > 0
+        # One epoch of 4 steps, still in the warm-up, moves little: the scores stay those of
+        # an almost untrained network, finite and within reach of the noisy input's.
+        assert noisy_psnr - 15 < results[name]['psnr'] < noisy_psnr + 10, name
+        assert results[name]['train_seconds'] > 0
 
 
 def test_compare_over_seeds_reports_the_mean_and_each_seed(data_folder, tmp_path, monkeypatch):

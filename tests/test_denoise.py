@@ -128,12 +128,11 @@ def test_output_may_overwrite_the_input(tmp_path, weights):
 # Self-ensemble and progress
 # --------------------------------------------------------------------------------------
 
-def test_symmetries_option_sets_the_self_ensemble(tmp_path, weights, model, monkeypatch):
+def test_symmetries_option_sets_the_self_ensemble(tmp_path, weights, model):
     image = make_image('RGB', 30, 22)
     image.save(tmp_path / 'in.png')
     run(tmp_path / 'in.png', tmp_path / 'out.png', '--weights', weights, '--symmetries', 1)
-    monkeypatch.setattr(model, 'PREDICT_SYMMETRIES', 1)
-    expected = model.predict(as_tensor(image)).round().to(torch.uint8)
+    expected = model.predict(as_tensor(image), symmetries=1).round().to(torch.uint8)
     with Image.open(tmp_path / 'out.png') as result:
         assert torch.equal(as_tensor(result), expected)
 
@@ -146,11 +145,11 @@ def test_bad_symmetries_option(tmp_path, weights, capsys, bad):
     assert exit_.value.code == 2 and '--symmetries' in capsys.readouterr().err
 
 
-def test_progress_bar_on_large_images(tmp_path, weights, monkeypatch, capsys):
+def test_progress_bar_on_large_images(tmp_path, weights, capsys):
     pytest.importorskip('tqdm')
-    monkeypatch.setattr(Model, 'PREDICT_TILE', 32)
-    make_image('RGB', 40, 150).save(tmp_path / 'in.png')
-    denoise.main([str(tmp_path / 'in.png'), str(tmp_path / 'out.png'), '--weights', str(weights)])
+    make_image('RGB', 40, 400).save(tmp_path / 'in.png')  # wider than a tile and its margins
+    denoise.main([str(tmp_path / 'in.png'), str(tmp_path / 'out.png'), '--weights', str(weights),
+                  '--symmetries', '1'])
     assert 'denoising' in capsys.readouterr().err
 
 

@@ -138,6 +138,20 @@ def test_phase_path_only_for_its_geometry(kwargs, fast):
     assert Upsampling(2, 3, **kwargs).use_phases is fast
 
 
+@pytest.mark.parametrize('bias', [True, False])
+def test_upsampling_is_a_composition_whose_parameters_are_its_conv_s(bias):
+    """Not a Conv2d (its output size differs); state-dict names as before (``weight``,
+    ``bias``), so saved weights load; one set of parameters, moved once by ``to``."""
+    module = Upsampling(2, 3, 3, padding=1, bias=bias)
+    assert not isinstance(module, Conv2d) and isinstance(module.conv, Conv2d)
+    assert list(module.state_dict()) == (['weight', 'bias'] if bias else ['weight'])
+    assert [id(p) for pair in module.param() for p in pair] == \
+        [id(p) for pair in module.conv.param() for p in pair]
+    module.to(torch.float64)
+    assert module.conv.weight.dtype == torch.float64
+    assert (module.bias is None) == (not bias)
+
+
 # --------------------------------------------------------------------------------------
 # compute_input_grad = False
 # --------------------------------------------------------------------------------------
@@ -198,7 +212,8 @@ def test_any_memory_layout_gives_the_same_results(make):
 class _WrongWeightGrad(Conv2d):
     def backward(self, grad):
         result = super().backward(grad)
-        self.grads['weight'] *= 1 + 1e-3
+        weight_grad = self.param()[0][1]
+        weight_grad *= 1 + 1e-3
         return result
 
 
@@ -302,24 +317,36 @@ def test_float64_conversion_moves_gradients_too(g):
 # The chunked convolution core against its straightforward path (one chunk per batch)
 # --------------------------------------------------------------------------------------
 
+def use_chunk_bytes(monkeypatch, chunk_bytes):
+    """Make the convolution core cut its patch matrices into chunks of ``chunk_bytes``.
+    (Through the module's constant until the chunk policy becomes a public function.)"""
+    monkeypatch.setattr(model_module, '_CHUNK_BYTES', chunk_bytes)
+
+
 @pytest.mark.parametrize('make', [
     lambda: Conv2d(3, 4, 3, stride=2, padding=1),
     lambda: TransposeConv2d(3, 4, 4, stride=2, padding=1),
     lambda: Upsampling(3, 4, 3, scale_factor=2, padding=1)], ids=['conv', 'transpose', 'phases'])
 def test_chunking_by_images_changes_nothing(make, monkeypatch):
-    """Batches go through the GEMMs a few images at a time; with one image per chunk the
-    results must equal a single chunk's up to float64 rounding, and agree with autograd."""
+    """Batches go through the GEMMs a few images (or, for a large image, a band of rows) at a
+    time. Chunk sizes doubling from 1 byte up hold, in every pass (forward, weight and input
+    gradients), bands of rows, then one image, then 2 to 4 of the 5 images, so the last chunk
+    is partial, as in training (a chunk holds at most twice the rows of the size before, so
+    no doubling jumps from one image to all five), then all five. Each must equal the single
+    chunk up to float64 rounding, and agree with autograd."""
     x = torch.randn(5, 3, 9, 7, dtype=torch.float64)
     grad = torch.randn_like(make().to(dtype=torch.float64)(x))
 
     def run(chunk_bytes):
-        monkeypatch.setattr(model_module, '_CHUNK_BYTES', chunk_bytes)
+        use_chunk_bytes(monkeypatch, chunk_bytes)
         torch.manual_seed(0)
         module = make().to(dtype=torch.float64)
-        return module(x), module.backward(grad), [g.clone() for _, g in module.param()]
-    whole, chunked = run(10 ** 12), run(1)
-    for a, b in zip([whole[0], whole[1], *whole[2]], [chunked[0], chunked[1], *chunked[2]]):
-        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
-    monkeypatch.setattr(model_module, '_CHUNK_BYTES', 1)
+        return [module(x), module.backward(grad), *(g.clone() for _, g in module.param())]
+    whole = run(10 ** 12)
+    for chunk_bytes in (2 ** k for k in range(21)):
+        for a, b in zip(whole, run(chunk_bytes), strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12,
+                                       msg=lambda m: f'chunks of {chunk_bytes} bytes: {m}')
+    use_chunk_bytes(monkeypatch, 1)
     torch.manual_seed(0)
     check_against_autograd(make().to(dtype=torch.float64), x)

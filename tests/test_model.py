@@ -1,6 +1,8 @@
 """Model end to end on tiny data: predict's shapes, dtypes, padding and tiling; what bad input
 to predict/train/load_pretrained_model gets; a weights file can never run code; training is
 deterministic."""
+import contextlib
+import dataclasses
 import io
 import os
 import pathlib
@@ -10,7 +12,7 @@ import pytest
 import torch
 
 import strategies  # noqa: F401  (its import limits torch to one intra-op thread)
-from Miniproject_2.model import Model, _dihedral, _noise_levels
+from Miniproject_2.model import Model, Recipe, dihedral, noise_levels
 
 TINY = dict(widths=(8, 16))
 DEEP = dict(widths=(8, 8, 8, 8))
@@ -38,7 +40,7 @@ def reflect(i, n):
 
 def square_symmetries():
     """The 8 symmetries of the square as (apply, undo) pairs, built from rot90 and flip
-    independently of the model's own ``_dihedral``."""
+    independently of the model's own ``dihedral``."""
     def rotate(r, flip):
         def apply(t):
             t = t.flip(-1) if flip else t
@@ -51,14 +53,13 @@ def square_symmetries():
     return [rotate(r, flip) for flip in (False, True) for r in range(4)]
 
 
-def reference(model, x):
+def reference(model, x, symmetries=8):
     """What predict should compute: scale; for each symmetry of the square (all 8, or the
-    identity alone when ``PREDICT_SYMMETRIES`` is 1), apply it, reflect-pad bottom/right to
-    the total stride, run the whole network at once, crop and undo it; average, clamp,
-    rescale."""
+    identity alone when ``symmetries`` is 1), apply it, reflect-pad bottom/right to the total
+    stride, run the whole network at once, crop and undo it; average, clamp, rescale."""
     batch = x.float().unsqueeze(0) if x.dim() == 3 else x.float()
-    s = model.total_stride
-    symmetries = square_symmetries()[:1 if model.PREDICT_SYMMETRIES == 1 else 8]
+    s = model.denoiser.total_stride
+    symmetries = square_symmetries()[:1 if symmetries == 1 else 8]
     outputs = []
     for apply, undo in symmetries:
         seen = apply(batch / 255)
@@ -66,7 +67,7 @@ def reference(model, x):
         rows = [reflect(i, h) for i in range(h + (-h % s))]
         cols = [reflect(j, w) for j in range(w + (-w % s))]
         padded = seen[..., rows, :][..., cols].contiguous()
-        outputs.append(undo(model.network(padded)[..., :h, :w]))
+        outputs.append(undo(model.denoiser.network(padded)[..., :h, :w]))
     out = (sum(outputs) / len(outputs)).clamp(0, 1) * 255
     return out if x.dim() == 4 else out[0]
 
@@ -122,10 +123,10 @@ def test_empty_batch_or_image_gives_an_empty_result(model, shape):
         assert y.shape == shape and y.dtype == torch.float32
 
 
-def test_a_single_pass_is_the_network_alone(model, monkeypatch):
-    monkeypatch.setattr(model, 'PREDICT_SYMMETRIES', 1)
+def test_a_single_pass_is_the_network_alone(model):
     x = images(2, 3, 12, 7)
-    torch.testing.assert_close(model.predict(x), reference(model, x), atol=1e-4, rtol=0)
+    torch.testing.assert_close(model.predict(x, symmetries=1), reference(model, x, 1),
+                               atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize('symmetry', range(8))
@@ -139,26 +140,42 @@ def test_the_self_ensemble_commutes_with_every_symmetry(model, symmetry):
 @pytest.mark.parametrize('k', range(8))
 def test_dihedral_inverse_undoes_it(k):
     x = torch.randn(2, 3, 5, 7)
-    assert torch.equal(_dihedral(_dihedral(x, k), k, inverse=True), x)
+    assert torch.equal(dihedral(dihedral(x, k), k, inverse=True), x)
 
 
 @pytest.mark.parametrize('symmetries, shape, tile', [(8, (2, 3, 90, 40), 32), (3, (3, 9, 9), 256),
                                                      (1, (0, 3, 8, 8), 256)])
-def test_progress_counts_every_network_pass(monkeypatch, symmetries, shape, tile):
+def test_progress_counts_every_network_pass(symmetries, shape, tile):
     m = Model(**TINY)
-    m.PREDICT_SYMMETRIES, m.PREDICT_TILE = symmetries, tile
     passes, calls = [], []
-    forward = m.network.forward
-    m.network.forward = lambda t: passes.append(t.shape) or forward(t)
-    m.predict(images(*shape), progress=lambda done, total: calls.append((done, total)))
+    forward = m.denoiser.network.forward
+    m.denoiser.network.forward = lambda t: passes.append(t.shape) or forward(t)
+    m.predict(images(*shape), symmetries=symmetries, tile=tile,
+              progress=lambda done, total: calls.append((done, total)))
     assert calls == [(i + 1, len(passes)) for i in range(len(passes))]
 
 
-@pytest.mark.parametrize('bad', [0, 9, 2.0, None])
-def test_bad_predict_symmetries(model, monkeypatch, bad):
-    monkeypatch.setattr(model, 'PREDICT_SYMMETRIES', bad)
-    with pytest.raises(ValueError, match='PREDICT_SYMMETRIES must be an int in 1..8'):
-        model.predict(images(1, 3, 8, 8))
+@pytest.mark.parametrize('bad', [0, 9, 2.0, None, True])
+def test_bad_predict_options(model, bad):
+    with pytest.raises(ValueError, match='symmetries must be an int in 1..8'):
+        model.predict(images(1, 3, 8, 8), symmetries=bad)
+    if bad not in (9,):
+        for option in ('tile', 'pixels_per_pass'):
+            with pytest.raises(ValueError, match=f'{option} must be an int >= 1'):
+                model.predict(images(1, 3, 8, 8), **{option: bad})
+
+
+def test_pixels_per_pass_sets_the_images_per_pass(model):
+    passes = []
+    forward = model.denoiser.network.forward
+    model.denoiser.network.forward = lambda t: passes.append(t.shape[0]) or forward(t)
+    try:
+        x = images(5, 3, 8, 8)
+        torch.testing.assert_close(model.predict(x, symmetries=1, pixels_per_pass=2 * 64),
+                                   model.predict(x, symmetries=1), atol=1e-5, rtol=0)
+    finally:
+        del model.denoiser.network.forward
+    assert passes == [2, 2, 1, 5]
 
 
 # --------------------------------------------------------------------------------------
@@ -174,12 +191,11 @@ def test_tiled_equals_untiled(arch, tile, shape):
     m = Model(**arch)
     x = images(*shape)
     whole = m.predict(x.clone())
-    m.PREDICT_TILE = tile
-    assert max(shape[-2:]) > tile + 2 * m.tile_margin, 'the image must need tiles'
+    assert max(shape[-2:]) > tile + 2 * m.denoiser.tile_margin, 'the image must need tiles'
     calls = []
-    forward = m.network.forward
-    m.network.forward = lambda t: calls.append(t.shape) or forward(t)
-    tiled = m.predict(x.clone())
+    forward = m.denoiser.network.forward
+    m.denoiser.network.forward = lambda t: calls.append(t.shape) or forward(t)
+    tiled = m.predict(x.clone(), tile=tile)
     assert len(calls) > 1, 'predict did not tile'
     assert (tiled - whole).abs().max() <= 1e-4
 
@@ -202,9 +218,9 @@ def test_predict_wrong_shape(model, shape):
 def test_train_wrong_shape(model, shape):
     good = images(4, 3, 8, 8)
     with pytest.raises(ValueError, match='train_input must be'):
-        model.train(torch.zeros(shape), good, 1, log=None)
+        model.train(torch.zeros(shape), good, 1, log=False)
     with pytest.raises(ValueError, match='train_target must be'):
-        model.train(good, torch.zeros(shape), 1, log=None)
+        model.train(good, torch.zeros(shape), 1, log=False)
 
 
 @pytest.mark.parametrize('dtype', [torch.int64, torch.int32, torch.int8, torch.bool])
@@ -213,7 +229,7 @@ def test_integer_and_bool_images_are_refused(model, dtype):
     with pytest.raises(TypeError, match='test_input must be uint8 or floating point'):
         model.predict(x)
     with pytest.raises(TypeError, match='train_input must be uint8 or floating point'):
-        model.train(x, images(1, 3, 8, 8), 1, log=None)
+        model.train(x, images(1, 3, 8, 8), 1, log=False)
 
 
 @pytest.mark.parametrize('bad', [[[[0.0]]], 3.0, None, 'image'])
@@ -221,7 +237,7 @@ def test_non_tensors_are_refused(model, bad):
     with pytest.raises(TypeError, match='must be a torch tensor'):
         model.predict(bad)
     with pytest.raises(TypeError, match='must be a torch tensor'):
-        model.train(bad, images(1, 3, 8, 8), 1, log=None)
+        model.train(bad, images(1, 3, 8, 8), 1, log=False)
 
 
 @pytest.mark.parametrize('value', [float('nan'), float('inf'), -float('inf')])
@@ -232,9 +248,9 @@ def test_nan_and_inf_pixels(model, value, dtype):
     with pytest.raises(ValueError, match='test_input contains NaN or infinite pixels'):
         model.predict(x)
     with pytest.raises(ValueError, match='train_input contains NaN or infinite'):
-        model.train(x, images(2, 3, 8, 8), 1, log=None)
+        model.train(x, images(2, 3, 8, 8), 1, log=False)
     with pytest.raises(ValueError, match='train_target contains NaN or infinite'):
-        model.train(images(2, 3, 8, 8), x, 1, log=None)
+        model.train(images(2, 3, 8, 8), x, 1, log=False)
 
 
 @pytest.mark.parametrize('value', [-1.0, -1e-3, 255.5, 1e6])
@@ -246,7 +262,7 @@ def test_pixels_outside_0_255_are_refused(model, value):
     with pytest.raises(ValueError, match='test_input has pixels outside 0-255'):
         model.predict(x)
     with pytest.raises(ValueError, match='train_target has pixels outside 0-255'):
-        model.train(images(2, 3, 8, 8), x, 1, log=None)
+        model.train(images(2, 3, 8, 8), x, 1, log=False)
 
 
 def test_range_limits_themselves_are_fine(model):
@@ -257,33 +273,33 @@ def test_range_limits_themselves_are_fine(model):
 
 def test_train_empty_batch(model):
     with pytest.raises(ValueError, match='train_input is empty'):
-        model.train(torch.zeros(0, 3, 8, 8), torch.zeros(0, 3, 8, 8), 1, log=None)
+        model.train(torch.zeros(0, 3, 8, 8), torch.zeros(0, 3, 8, 8), 1, log=False)
 
 
 @pytest.mark.parametrize('other', [(4, 3, 8, 9), (3, 3, 8, 8), (3, 8, 8)])
 def test_train_shape_mismatch(model, other):
     with pytest.raises(ValueError, match='must have the same shape'):
-        model.train(images(4, 3, 8, 8), images(*other), 1, log=None)
+        model.train(images(4, 3, 8, 8), images(*other), 1, log=False)
 
 
 @pytest.mark.parametrize('epochs', [0, -1, 1.0, 2.5, '1', None, True])
 def test_train_bad_num_epochs(model, epochs):
     with pytest.raises(ValueError, match='num_epochs must be a positive int'):
-        model.train(images(4, 3, 8, 8), images(4, 3, 8, 8), epochs, log=None)
+        model.train(images(4, 3, 8, 8), images(4, 3, 8, 8), epochs, log=False)
 
 
 def test_train_images_too_small(model):
     with pytest.raises(ValueError, match='training images must be at least'):
-        model.train(images(4, 3, 3, 8), images(4, 3, 3, 8), 1, log=None)
+        model.train(images(4, 3, 3, 8), images(4, 3, 3, 8), 1, log=False)
 
 
 def test_bad_input_leaves_weights_untouched(model):
-    before = model.network.state_dict()
+    before = model.denoiser.network.state_dict()
     for args in [(torch.zeros(0, 3, 8, 8), torch.zeros(0, 3, 8, 8), 1),
                  (images(4, 3, 8, 8), images(4, 3, 8, 8), 0)]:
         with pytest.raises(ValueError):
-            model.train(*args, log=None)
-    after = model.network.state_dict()
+            model.train(*args, log=False)
+    after = model.denoiser.network.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
@@ -292,7 +308,7 @@ def test_bad_input_leaves_weights_untouched(model):
 # --------------------------------------------------------------------------------------
 
 def weights_equal(a, b):
-    sa, sb = a.network.state_dict(), b.network.state_dict()
+    sa, sb = a.denoiser.network.state_dict(), b.denoiser.network.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
@@ -316,8 +332,9 @@ def test_save_load_round_trip_rebuilds_the_architecture(tmp_path):
     saved.save(tmp_path / 'w.pth')
     loaded = Model(**TINY)
     loaded.load_pretrained_model(tmp_path / 'w.pth')
-    assert loaded.architecture['widths'] == (8, 8, 8, 8) and loaded.total_stride == 8
-    assert loaded.pretrained and weights_equal(saved, loaded)
+    assert loaded.denoiser.architecture['widths'] == (8, 8, 8, 8)
+    assert loaded.denoiser.total_stride == 8
+    assert loaded.trainer.pretrained and weights_equal(saved, loaded)
     x = images(3, 19, 21, dtype=torch.uint8)
     assert torch.equal(saved.predict(x), loaded.predict(x))
 
@@ -333,11 +350,13 @@ def unchanged_after(path, error, match):
     """Loading ``path`` raises ``error`` and leaves the model exactly as it was."""
     torch.manual_seed(0)
     m, twin = Model(**TINY), Model(**TINY)
-    twin.network.load_state_dict(m.network.state_dict())
+    twin.denoiser.network.load_state_dict(m.denoiser.network.state_dict())
+    parts = m.denoiser, m.trainer
     with pytest.raises(error, match=match):
         m.load_pretrained_model(path)
-    assert m.architecture == twin.architecture and m.total_stride == twin.total_stride
-    assert weights_equal(m, twin) and not m.pretrained
+    assert (m.denoiser, m.trainer) == parts
+    assert m.denoiser.architecture == twin.denoiser.architecture
+    assert weights_equal(m, twin) and not m.trainer.pretrained
 
 
 def test_truncated_file(tmp_path):
@@ -358,7 +377,7 @@ def test_garbage_file(tmp_path, content):
 def good_state(arch=TINY):
     torch.manual_seed(0)
     m = Model(**arch)
-    return {'architecture': m._architecture_lists(), 'state_dict': m.network.state_dict()}
+    return m.state()
 
 
 def save(tmp_path, obj):
@@ -442,11 +461,26 @@ def test_malicious_pickle_never_runs(tmp_path, writer):
     assert not marker.exists()
 
 
-def test_load_from_a_file_object_path_types(tmp_path):
-    """str and pathlib paths both work."""
-    Model(**TINY).save(tmp_path / 'w.pth')
-    Model(**TINY).load_pretrained_model(str(tmp_path / 'w.pth'))
-    Model(**TINY).load_pretrained_model(tmp_path / 'w.pth')
+@pytest.mark.parametrize('source', ['str', 'pathlib', 'file object', 'bytes in memory'])
+def test_load_from_a_file_object_path_types(tmp_path, source):
+    """A str, a pathlib.Path, an open file and an in-memory buffer all load the saved
+    network (another architecture than the loading model's, so nothing passes by chance)."""
+    torch.manual_seed(3)
+    saved = Model(**DEEP)
+    path = tmp_path / 'w.pth'
+    saved.save(path)
+    loaded = Model(**TINY)
+    if source == 'str':
+        loaded.load_pretrained_model(str(path))
+    elif source == 'pathlib':
+        loaded.load_pretrained_model(path)
+    elif source == 'file object':
+        with open(path, 'rb') as file:
+            loaded.load_pretrained_model(file)
+    else:
+        loaded.load_pretrained_model(io.BytesIO(path.read_bytes()))
+    assert loaded.denoiser.architecture == saved.denoiser.architecture
+    assert weights_equal(saved, loaded) and loaded.trainer.pretrained
 
 
 # --------------------------------------------------------------------------------------
@@ -456,14 +490,14 @@ def test_load_from_a_file_object_path_types(tmp_path):
 def train_once(seed=0):
     torch.manual_seed(seed)
     m = Model(**TINY)
-    m.recipe['batch_size'] = 16
+    m.trainer.recipe = Recipe(batch_size=16)
     clean = images(64, 3, 16, 16, seed=1).float()
     noise = torch.Generator().manual_seed(2)
     noisy = [(clean + 20 * torch.randn(clean.shape, generator=noise)).clamp(0, 255)
              for _ in range(2)]
     log = io.StringIO()
     assert m.train(noisy[0], noisy[1].to(torch.uint8), 1, log=log) is m
-    assert 'epoch 1/1' in log.getvalue() and m.epochs_done == 1
+    assert 'epoch 1/1' in log.getvalue() and m.trainer.epochs_done == 1
     return m
 
 
@@ -486,7 +520,7 @@ def test_noise_levels_of_noisy_pairs_even_near_black_and_white():
     ramp = torch.linspace(0, 255, 64).expand(3, 64, 64)
     clean = torch.stack([ramp, ramp * 0.5, 255 - ramp * 0.5] * 4)
     sigma = torch.tensor([10.0, 25.0, 43.0, 5.0] * 3).sort().values
-    estimate = _noise_levels(*clipped_noisy_pair(clean, sigma, seed=0)) * 255
+    estimate = noise_levels(*clipped_noisy_pair(clean, sigma, seed=0)) * 255
     assert estimate.shape == sigma.shape
     assert ((estimate / sigma - 1).abs() < 0.05).all(), estimate / sigma
 
@@ -494,25 +528,25 @@ def test_noise_levels_of_noisy_pairs_even_near_black_and_white():
 def test_noise_levels_of_flat_and_empty_images():
     """No noise: half a grey level at least (positive, as the loss needs); no image: none."""
     flat = torch.full((2, 3, 8, 8), 7, dtype=torch.uint8)
-    assert torch.equal(_noise_levels(flat, flat), torch.full((2,), 0.5 / 255))
-    assert _noise_levels(flat[:0], flat[:0]).shape == (0,)
+    assert torch.equal(noise_levels(flat, flat), torch.full((2,), 0.5 / 255))
+    assert noise_levels(flat[:0], flat[:0]).shape == (0,)
 
 
 @pytest.mark.parametrize('clipped_noise', [True, False])
 def test_training_gives_the_loss_each_pair_s_noise_level(clipped_noise):
     torch.manual_seed(0)
     m = Model(**TINY)
-    m.recipe.update(batch_size=16, clipped_noise=clipped_noise)
+    m.trainer.recipe = Recipe(batch_size=16, clipped_noise=clipped_noise)
     sigma = torch.tensor([12.0, 40.0]).repeat_interleave(16)
     clean = images(32, 3, 32, 32, seed=1).float()
     seen = []
-    forward = m.loss.forward
+    forward = m.trainer.loss.forward
 
     def recording_forward(prediction, target, sigma=None):
         seen.append(sigma)
         return forward(prediction, target, sigma)
-    m.loss.forward = recording_forward
-    m.train(*clipped_noisy_pair(clean, sigma, seed=2), 1, log=None)
+    m.trainer.loss.forward = recording_forward
+    m.train(*clipped_noisy_pair(clean, sigma, seed=2), 1, log=False)
     assert len(seen) == 2
     if not clipped_noise:
         assert seen == [None, None]
@@ -520,3 +554,69 @@ def test_training_gives_the_loss_each_pair_s_noise_level(clipped_noise):
     # The batches are shuffled: each pair's level follows it into its batch.
     got = torch.cat([s.flatten() for s in seen]).sort().values * 255
     assert got.shape == (32,) and ((got / sigma - 1).abs() < 0.1).all(), got
+
+
+# --------------------------------------------------------------------------------------
+# The parts: a frozen recipe, log looked up at the call, one file format with training state
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('bad', [dict(batchsize=7), dict(batch_size=7.0), dict(batch_size=0),
+                                 dict(lr='1e-3'), dict(lr=-1.0), dict(swap=1),
+                                 dict(symmetries='yes'), dict(betas=(0.9,)),
+                                 dict(betas=(0.9, 1.5)), dict(seed=True), dict(warmup_steps=-1)])
+def test_recipe_refuses_unknown_and_mistyped_settings(bad):
+    with pytest.raises((TypeError, ValueError)):
+        Recipe(**bad)
+
+
+def test_recipe_is_frozen_and_changes_by_replacement():
+    recipe = Recipe()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        recipe.batch_size = 7
+    changed = dataclasses.replace(recipe, lr=1, betas=[0.5, 0.6])
+    assert changed.lr == 1 and changed.betas == (0.5, 0.6) and recipe.lr == 2e-3
+    with pytest.raises(TypeError):
+        dataclasses.replace(recipe, batchsize=7)
+
+
+def tiny_pairs(n=16, side=16):
+    return images(n, 3, side, side, seed=1), images(n, 3, side, side, seed=2)
+
+
+def test_progress_goes_to_stderr_as_it_is_at_the_call():
+    m = Model(**TINY)
+    captured = io.StringIO()
+    with contextlib.redirect_stderr(captured):
+        m.train(*tiny_pairs(), 1)
+    assert 'epoch 1/1' in captured.getvalue()
+    quiet = io.StringIO()
+    with contextlib.redirect_stderr(quiet):
+        m.train(*tiny_pairs(), 1, log=False)
+    assert quiet.getvalue() == ''
+
+
+def test_a_checkpoint_resumes_training_exactly(tmp_path):
+    """save(training=True) keeps the optimizer's state and the epochs done: training on from
+    the file gives the weights an uninterrupted run gives."""
+    def fresh():
+        torch.manual_seed(0)
+        m = Model(**TINY)
+        m.trainer.recipe = Recipe(batch_size=8, warmup_steps=1)
+        return m
+    straight = fresh()
+    straight.train(*tiny_pairs(), 2, log=False)
+    first = fresh()
+    first.train(*tiny_pairs(), 2, log=False, on_epoch_end=lambda epoch: first.save(
+        tmp_path / 'checkpoint.pth', training=True) if epoch == 0 else None)
+    resumed = Model(**DEEP)
+    resumed.trainer.recipe = first.trainer.recipe
+    resumed.load(tmp_path / 'checkpoint.pth')
+    assert resumed.trainer.epochs_done == 1 and not resumed.trainer.pretrained
+    resumed.train(*tiny_pairs(), 2, start_epoch=resumed.trainer.epochs_done, log=False)
+    assert weights_equal(resumed, straight)
+
+
+def test_a_checkpoint_with_a_bad_training_state_leaves_the_model_alone(tmp_path):
+    state = Model(**TINY).state(training=True)
+    state['optimizer']['state'] = state['optimizer']['state'][:1]  # one parameter's only
+    unchanged_after(save(tmp_path, state), ValueError, 'parameter states for')

@@ -7,10 +7,12 @@ standard library. Autograd is out: no ``requires_grad``,
 ``no_grad``, ``autograd`` anywhere (a tensor's ``.backward()`` cannot run without them).
 """
 import ast
+import os
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 MODEL = Path(__file__).resolve().parents[1] / 'Miniproject_2' / 'model.py'
 
@@ -128,3 +130,74 @@ def test_checker_allows(source):
 def test_messages_name_the_offending_line():
     problems = violations('import math\n\nx = torch.zeros(3)\n', 'm.py')
     assert problems == ['m.py:3: x = torch.zeros(3)  <- torch.zeros not allowed']
+
+
+def test_property_tests_are_replayable():
+    """conftest.py's default hypothesis profile: the same examples on every run, and the
+    blob that replays a failing one printed."""
+    if os.environ.get('HYPOTHESIS_PROFILE', 'ci') == 'ci':
+        assert settings.default.derandomize
+    assert settings.default.print_blob
+
+
+# --------------------------------------------------------------------------------------
+# Outside model.py, only its public names
+# --------------------------------------------------------------------------------------
+
+ROOT = MODEL.parents[1]
+USERS = sorted([*ROOT.glob('Miniproject_2/others/*.py'), *ROOT.glob('tests/*.py'),
+                ROOT / 'test.py', ROOT / 'report' / 'make_figures.py'])
+# The chunk size is a private constant until the convolution core's chunk policy becomes a
+# public function (issue 13); these two uses go with it.
+PENDING = {('report/make_figures.py', '_CHUNK_BYTES'), ('tests/test_layers.py', '_CHUNK_BYTES')}
+
+
+def private_names(source):
+    """Every private name model.py defines: module-level, class attributes and methods, and
+    attributes it sets on ``self`` (dunders are Python's, not ours)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+    return {name for name in names if name.startswith('_') and name.strip('_') and
+            not name.endswith('__')}
+
+
+def private_uses(source, private, filename):
+    """'file:line: name' for each use of a name in ``private``: imported, read as an
+    attribute of anything, or named by a string to getattr/setattr/monkeypatch.setattr."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        used = []
+        if isinstance(node, ast.ImportFrom) and (node.module or '').startswith('Miniproject_2'):
+            used = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Attribute):
+            used = [node.attr]
+        elif isinstance(node, ast.Call) and getattr(node.func, 'attr', getattr(
+                node.func, 'id', None)) in ('getattr', 'setattr', 'hasattr', 'delattr'):
+            used = [arg.value for arg in node.args
+                    if isinstance(arg, ast.Constant) and isinstance(arg.value, str)]
+        found += [f'{filename}:{node.lineno}: {name}' for name in used
+                  if name in private and (filename, name) not in PENDING]
+    return found
+
+
+def test_tools_and_tests_use_only_public_names_of_the_model():
+    private = private_names(MODEL.read_text())
+    assert {'_blocks', '_saved', '_parameters', '_PHASE_GEOMETRY'} <= private  # it finds them
+    uses = [use for path in USERS
+            for use in private_uses(path.read_text(), private, str(path.relative_to(ROOT)))]
+    assert not uses, 'private names of model.py used outside it:\n' + '\n'.join(uses)
+
+
+@pytest.mark.parametrize('source', ['from Miniproject_2.model import _build',
+                                    'model._as_images(x, "x")', 'conv._parameters["weight"]',
+                                    'monkeypatch.setattr(model, "_blocks", f)',
+                                    'getattr(module, "_saved")'])
+def test_the_private_name_check_catches(source):
+    private = private_names(MODEL.read_text())
+    assert private_uses(source, private, 'snippet.py')

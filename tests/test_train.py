@@ -31,8 +31,8 @@ def test_interrupted_run_resumes_to_the_same_weights(data_folder, tmp_path, monk
     log, resumed = train.train_run(settings_for(data_folder, tmp_path / 'b'), data, tmp_path / 'b')
 
     assert [e['epoch'] for e in log['epochs']] == [1, 2]
-    for name, tensor in straight.network.state_dict().items():
-        assert torch.equal(tensor, resumed.network.state_dict()[name]), name
+    for name, tensor in straight.denoiser.network.state_dict().items():
+        assert torch.equal(tensor, resumed.denoiser.network.state_dict()[name]), name
     assert json.loads((tmp_path / 'b' / 'log.json').read_text())['epochs'] == log['epochs']
 
 
@@ -59,7 +59,7 @@ def test_best_weights_load_as_pretrained(data_folder, tmp_path):
     log = json.loads((tmp_path / 'run' / 'log.json').read_text())
     model = Model()
     model.load_pretrained_model(out)
-    assert model.architecture['widths'] == (8, 8)
+    assert model.denoiser.architecture['widths'] == (8, 8)
     best = max(e['val_psnr'] for e in log['epochs'])
     (noisy, clean) = train.load_pairs(data_folder)[1]
     assert train.validation_psnr(model, noisy, clean) == pytest.approx(best, abs=1e-6)
@@ -85,7 +85,7 @@ def test_a_warm_restart_starts_from_its_weights_and_saves_only_better_ones(data_
     # A negligible learning rate: the restart keeps the weights it started from.
     assert log['init_val_psnr'] == pytest.approx(first['epochs'][-1]['val_psnr'], abs=1e-6)
     assert log['epochs'][0]['val_psnr'] == pytest.approx(log['init_val_psnr'], abs=1e-3)
-    assert restarted.recipe['finetune_lr'] == 1e-9
+    assert restarted.trainer.recipe.finetune_lr == 1e-9
     assert out.exists() == (log['epochs'][0]['val_psnr'] > log['init_val_psnr'])
 
 

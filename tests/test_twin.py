@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import strategies  # noqa: F401  (its import limits torch to one intra-op thread)
-from Miniproject_2.model import Model
+from Miniproject_2.model import Model, Recipe
 from Miniproject_2.others.twin import TorchTwinModel
 
 TINY = dict(widths=(8, 16))
@@ -13,14 +13,15 @@ TINY = dict(widths=(8, 16))
 def trained_weights(model_class, clipped_noise):
     torch.manual_seed(0)
     model = model_class(**TINY)
-    model.recipe.update(batch_size=16, warmup_steps=1, clipped_noise=clipped_noise)
+    model.trainer.recipe = Recipe(batch_size=16, warmup_steps=1, clipped_noise=clipped_noise)
     generator = torch.Generator().manual_seed(1)
     clean = torch.randint(0, 256, (64, 3, 16, 16), generator=generator).float()
     noisy = [(clean + 30 * torch.randn(clean.shape, generator=generator)).round().clamp(0, 255)
              for _ in range(2)]
-    model.train(noisy[0], noisy[1], 1, log=None)
-    parameters = (model.network.parameters() if model_class is TorchTwinModel
-                  else (p for p, _ in model.network.param()))
+    model.train(noisy[0], noisy[1], 1, log=False)
+    network = model.denoiser.network
+    parameters = (network.parameters() if model_class is TorchTwinModel
+                  else (p for p, _ in network.param()))
     return [p.detach().clone() for p in parameters]
 
 

@@ -36,7 +36,6 @@ from pathlib import Path
 import torch
 
 from Miniproject_2 import model as ours
-from Miniproject_2.others.train import predict_with
 from Miniproject_2.others.twin import torch_twin
 
 
@@ -121,7 +120,7 @@ def training_step_pair(network, twin, batch):
 
 def predict_pair(model, twin, images):
     def ours_predict():  # one pass, like the twin's: the frameworks are compared
-        return predict_with(model, images, symmetries=1)
+        return model.predict(images, symmetries=1)
 
     def torch_predict():
         with torch.no_grad():
@@ -131,7 +130,7 @@ def predict_pair(model, twin, images):
 
 def benchmark(name, model, repeats):
     """All timings of one network; ``model`` is a Model whose network is measured."""
-    network = model.network
+    network = model.denoiser.network
     twin = torch_twin(network)
     check_same_results(network, twin)
     print(f'{name}: outputs and gradients match torch.nn', file=sys.stderr)
@@ -167,7 +166,7 @@ def measure(repeats):
     baseline = ours.Model(network='baseline', widths=(64,))
     return {'machine': {'cpu': platform.processor() or platform.machine(),
                         'threads': torch.get_num_threads(), 'torch': torch.__version__},
-            'architecture': shipped.architecture,
+            'architecture': shipped.denoiser.architecture,
             'baseline': benchmark('baseline', baseline, repeats),
             'shipped': benchmark('shipped', shipped, repeats)}
 

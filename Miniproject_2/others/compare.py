@@ -29,8 +29,7 @@ import torch
 
 from Miniproject_2.model import Model
 from Miniproject_2.others.data import VAL_SIGMA_FILE, psnr_per_image
-from Miniproject_2.others.train import (load_pairs, parse_settings, predict_with, run_folder,
-                                        train_run)
+from Miniproject_2.others.train import load_pairs, parse_settings, run_folder, train_run
 
 CONTENDERS = {  # name: training-command options on top of the defaults
     'ours (Noise2Noise)': [],
@@ -98,7 +97,7 @@ def main(argv=None):
 
     def network_scores(model):
         return {**scores(model.predict(val_noisy)),
-                'single_pass': scores(predict_with(model, val_noisy, 1))}
+                'single_pass': scores(model.predict(val_noisy, symmetries=1))}
 
     results = {'noisy input': scores(val_noisy.float())}
     for name, options in CONTENDERS.items():

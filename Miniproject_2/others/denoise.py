@@ -106,8 +106,9 @@ def working_mode(image, name='image'):
     return CONVERT[image.mode]
 
 
-def denoise_image(model, image, progress=False, name='image'):
-    """Denoise a Pillow image; returns a Pillow image in ``working_mode(image)``."""
+def denoise_image(model, image, progress=False, name='image', symmetries=8):
+    """Denoise a Pillow image with a self-ensemble over ``symmetries`` flips/rotations;
+    returns a Pillow image in ``working_mode(image)``."""
     Image, _ = _pillow()
     mode = working_mode(image, name)
     try:
@@ -116,7 +117,8 @@ def denoise_image(model, image, progress=False, name='image'):
         raise ValueError(f'{name}: cannot convert mode {image.mode!r} to {mode}: {error}') from None
     grey = mode in ('L', 'LA')
     colour = _to_tensor(image.convert('L' if grey else 'RGB'))
-    denoised = model.predict(colour.expand(3, -1, -1), progress=_progress_bar(progress))
+    denoised = model.predict(colour.expand(3, -1, -1), symmetries=symmetries,
+                             progress=_progress_bar(progress))
     if grey:
         result = _to_pillow(denoised.mean(0, keepdim=True), 'L')
     else:
@@ -191,8 +193,7 @@ def _claim_output(path):
     return not existed
 
 
-def denoise_file(input_path, output_path, weights=None, progress=False,
-                 symmetries=Model.PREDICT_SYMMETRIES):
+def denoise_file(input_path, output_path, weights=None, progress=False, symmetries=8):
     """Denoise ``input_path`` into ``output_path`` with a self-ensemble over ``symmetries``
     flips/rotations; every check runs before the work."""
     input_path, output_path = os.fspath(input_path), os.fspath(output_path)
@@ -202,13 +203,12 @@ def denoise_file(input_path, output_path, weights=None, progress=False,
     _check_output_folder(output_path)
     model = Model()
     model.load_pretrained_model(None if weights is None else os.fspath(weights))
-    model.PREDICT_SYMMETRIES = symmetries
     image = read_image(input_path)
     mode = working_mode(image, input_path)
     _check_format_stores(fmt, mode)
     created = _claim_output(output_path)
     try:
-        result = denoise_image(model, image, progress, name=input_path)
+        result = denoise_image(model, image, progress, name=input_path, symmetries=symmetries)
         result.save(output_path, format=fmt, **_save_options(fmt))
     except BaseException:
         if created and os.path.exists(output_path):
@@ -227,7 +227,7 @@ def main(argv=None):
     parser.add_argument('--weights', default=None,
                         help='weights file (default: Miniproject_2/bestmodel.pth)')
     parser.add_argument('--symmetries', type=int, choices=range(1, 9),
-                        default=Model.PREDICT_SYMMETRIES, metavar='{1..8}',
+                        default=8, metavar='{1..8}',
                         help='flips/rotations averaged (default: %(default)s; 1 is 8x faster)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     args = parser.parse_args(argv)

@@ -15,7 +15,8 @@ A run folder holds ``checkpoint.pt`` (weights, optimizer state, progress: rewrit
 atomically after every epoch) and ``log.json`` (settings and every epoch's validation PSNR,
 read by the report). Running the same command again resumes where the run stopped; a
 finished run is not trained again. ``--out`` receives the weights of the best validation
-epoch, in the format ``Model.load_pretrained_model`` reads.
+epoch, in the format ``Model.load_pretrained_model`` reads (``checkpoint.pt`` holds the same
+format, ``Model.state(training=True)``, with the optimizer's state and the epochs done).
 
 Settings other than the defaults make the ablations: ``--network baseline`` (the course's
 network), ``--widths``, ``--skip``, ``--activation``, ``--upsampling``, ``--lr``,
@@ -31,11 +32,12 @@ import math
 import resource
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from Miniproject_2.model import Model
+from Miniproject_2.model import Denoiser, Model, Recipe
 from Miniproject_2.others.data import (TRAIN_CLEAN_FILE, psnr_per_image,
                                        save_atomically)
 
@@ -57,20 +59,10 @@ def load_pairs(folder):
     return train, val
 
 
-def predict_with(model, images, symmetries):
-    """``model.predict`` with a self-ensemble of ``symmetries`` passes (1: the network alone)."""
-    kept = model.PREDICT_SYMMETRIES
-    model.PREDICT_SYMMETRIES = symmetries
-    try:
-        return model.predict(images)
-    finally:
-        model.PREDICT_SYMMETRIES = kept
-
-
 def validation_psnr(model, val_noisy, val_clean):
     """Mean per-image PSNR (dB), as the course's test.py computes it, of a single pass of the
     network: each epoch's check, 8 times cheaper than ``Model.predict``'s self-ensemble."""
-    denoised = predict_with(model, val_noisy, 1)
+    denoised = model.predict(val_noisy, symmetries=1)
     return psnr_per_image(denoised, val_clean.float()).mean().item()
 
 
@@ -84,22 +76,21 @@ def make_model(settings):
         model = TorchTwinModel(**architecture)
     else:
         model = Model(**architecture)
-    model.recipe.update(lr=settings['lr'], batch_size=settings['batch_size'],
-                        symmetries=settings['symmetries'],
-                        swap=settings['swap'] and not settings['clean_targets'],
-                        clipped_noise=settings['clipped_noise'],
-                        seed=settings['seed'])
-    if settings['init']:  # a warm restart: its own schedule, peaking at --lr
-        model.recipe['finetune_lr'] = settings['lr']
+    model.trainer.recipe = Recipe(lr=settings['lr'], batch_size=settings['batch_size'],
+                                  symmetries=settings['symmetries'],
+                                  swap=settings['swap'] and not settings['clean_targets'],
+                                  clipped_noise=settings['clipped_noise'], seed=settings['seed'],
+                                  # a warm restart: its own schedule, peaking at --lr
+                                  **({'finetune_lr': settings['lr']} if settings['init'] else {}))
     return model
 
 
 def _load_init(model, path):
     """Start ``model`` from the weights at ``path``, which must hold its architecture."""
-    wanted = model.architecture
+    wanted = model.denoiser.architecture
     model.load_pretrained_model(path)
-    if model.architecture != wanted:
-        raise ValueError(f'--init {path} holds the network {model.architecture}, '
+    if model.denoiser.architecture != wanted:
+        raise ValueError(f'--init {path} holds the network {model.denoiser.architecture}, '
                          f'not the one the settings ask for: {wanted}')
 
 
@@ -125,14 +116,14 @@ def train_run(settings, data, run, out=None):
         if saved_settings != {**settings, 'data': saved_settings['data']}:
             raise ValueError(f'{run} holds a run with other settings '
                              f'({saved["log"]["settings"]}); use another --run folder')
-        model.restore(saved['model'])
+        model.load_state(saved['model'], source=checkpoint_path)
         log = saved['log']
-        print(f'resuming {run} after epoch {model.epochs_done}', file=sys.stderr)
+        print(f'resuming {run} after epoch {model.trainer.epochs_done}', file=sys.stderr)
     elif settings['init']:
         _load_init(model, settings['init'])
         log['init_val_psnr'] = validation_psnr(model, *data[1])
-    if model.epochs_done >= settings['epochs']:
-        print(f'{run} is complete ({model.epochs_done} epochs)', file=sys.stderr)
+    if model.trainer.epochs_done >= settings['epochs']:
+        print(f'{run} is complete ({model.trainer.epochs_done} epochs)', file=sys.stderr)
         return log, model
 
     (train_a, train_b), (val_noisy, val_clean) = data
@@ -143,7 +134,7 @@ def train_run(settings, data, run, out=None):
                              weights_only=True)[:train_a.shape[0]]
     started = time.perf_counter()
 
-    def end_of_epoch(epoch, model):
+    def end_of_epoch(epoch):
         nonlocal started
         seconds = time.perf_counter() - started
         psnr = validation_psnr(model, val_noisy, val_clean)
@@ -155,13 +146,13 @@ def train_run(settings, data, run, out=None):
                               'peak_rss_mb': peak_mb})
         if psnr > best and out is not None:
             model.save(out)
-        save_atomically({'model': model.checkpoint(), 'log': log}, checkpoint_path)
+        save_atomically({'model': model.state(training=True), 'log': log}, checkpoint_path)
         log_path.write_text(json.dumps(log, indent=1) + '\n')
         print(f'epoch {epoch + 1}: validation PSNR {psnr:.3f} dB'
               f'{" (best, saved)" if psnr > best and out else ""}', file=sys.stderr)
         started = time.perf_counter()
 
-    model.train(train_a, train_b, settings['epochs'], start_epoch=model.epochs_done,
+    model.train(train_a, train_b, settings['epochs'], start_epoch=model.trainer.epochs_done,
                 on_epoch_end=end_of_epoch)
     return log, model
 
@@ -174,7 +165,7 @@ def parse_settings(argv=None):
     parser.add_argument('--out',
                         help='where to write the best weights (e.g. Miniproject_2/bestmodel.pth)')
     parser.add_argument('--epochs', type=int, default=20)
-    defaults = {**Model.ARCHITECTURE, **Model.RECIPE}
+    defaults = {**Denoiser.ARCHITECTURE, **asdict(Recipe())}
     parser.add_argument('--network', default=defaults['network'], choices=['unet', 'baseline'])
     parser.add_argument('--widths', default=','.join(map(str, defaults['widths'])),
                         help='channels per U-Net level, comma-separated')

@@ -27,14 +27,11 @@ def _conv_args(layer):
 
 def torch_twin(module):
     """Build the torch.nn module that computes what ``module`` computes, with its weights."""
-    if isinstance(module, ours.Upsampling):
-        conv = nn.Conv2d(**_conv_args(module))
-        twin = nn.Sequential(nn.Upsample(scale_factor=module.upsample.scale_factor, mode='nearest'),
-                             conv)
-        _copy_parameters(module, conv)
-        return twin
     if isinstance(module, ours.Conv2d):
         twin = nn.Conv2d(**_conv_args(module))
+    elif isinstance(module, ours.Upsampling):
+        return nn.Sequential(nn.Upsample(scale_factor=module.upsample.scale_factor,
+                                         mode='nearest'), torch_twin(module.conv))
     elif isinstance(module, ours.TransposeConv2d):
         twin = nn.ConvTranspose2d(output_padding=module.output_padding, **_conv_args(module))
     elif isinstance(module, (ours.Concat, ours.Residual, ours.Sequential)):
@@ -94,35 +91,37 @@ class _TorchAdam:
         self.optimizer.load_state_dict(state)
 
 
-class TorchTwinModel(ours.Model):
-    """``Model`` with its network replaced by the torch.nn twin, trained by autograd:
-    the same recipe, data order and augmentations, only the framework differs."""
+class TwinDenoiser(ours.Denoiser):
+    """``Denoiser`` with the torch.nn twin of its network."""
 
-    def __init__(self, **architecture):
-        super().__init__(**architecture)
+    def __init__(self, architecture=None, device=None):
+        super().__init__(architecture, device)
         self.network = torch_twin(self.network).to(self.device)
 
-    def _rebuild(self, architecture):
-        super()._rebuild(architecture)
-        if not isinstance(self.network, nn.Module):
-            self.network = torch_twin(self.network).to(self.device)
+    def predict(self, images, **options):
+        with torch.no_grad():
+            return super().predict(images, **options)
 
-    def _ensure_optimizer(self):
-        if self.optimizer is None:
-            self.optimizer = _TorchAdam(self.network.parameters(), self.recipe['lr'],
-                                        self.recipe['betas'])
-        return self.optimizer
 
-    def _step(self, x, y, sigma=None):
+class TwinTrainer(ours.Trainer):
+    """``Trainer`` whose steps are autograd's and torch.optim.Adam's."""
+
+    def make_optimizer(self):
+        return _TorchAdam(self.denoiser.network.parameters(), self.recipe.lr, self.recipe.betas)
+
+    def step(self, x, y, sigma=None):
         self.optimizer.zero_grad()
-        prediction = self.network(x)
+        prediction = self.denoiser.network(x)
         if sigma is not None:  # ours.ClippedMSE's forward, differentiated by autograd
-            prediction, _ = ours._expected_clipped(prediction, sigma)
+            prediction, _ = ours.expected_clipped(prediction, sigma)
         loss = nn.functional.mse_loss(prediction, y)
         loss.backward()
         self.optimizer.step()
         return loss.item()
 
-    def predict(self, test_input, **options):
-        with torch.no_grad():
-            return super().predict(test_input, **options)
+
+class TorchTwinModel(ours.Model):
+    """``Model`` with its network replaced by the torch.nn twin, trained by autograd:
+    the same recipe, data order and augmentations, only the framework differs."""
+
+    DENOISER, TRAINER = TwinDenoiser, TwinTrainer
