@@ -1341,7 +1341,7 @@ class Recipe:
     betas: tuple = (0.9, 0.99)  # Adam's
     symmetries: bool = True     # random flips/rotations of each batch
     swap: bool = True           # random input/target swaps
-    clipped_noise: bool = True  # ClippedMSE with each pair's noise level; False: plain MSE
+    clipped_noise: bool = False  # plain MSE; True: ClippedMSE with each pair's noise level
     seed: int = 0               # batch order and augmentations
 
     def __post_init__(self):
@@ -1366,8 +1366,9 @@ class Recipe:
 class Trainer:
     """Noise2Noise training of a ``Denoiser``'s network, as its ``Recipe`` says: Adam,
     warm-up then cosine decay over the epochs, random flips/rotations and input/target
-    swaps, and a loss that knows the targets were clipped to 0-255 (``ClippedMSE``, each
-    pair's noise level estimated from the pair; ``clipped_noise=False`` for clean targets).
+    swaps, and plain MSE: the course's pixelation noise has zero mean, so the mean target is
+    the clean image. ``clipped_noise=True`` uses ``ClippedMSE`` instead, for Gaussian noise
+    clipped to 0-255 (each pair's noise level estimated from the pair).
 
     Its state (the optimizer's, the epochs done, whether the weights were pretrained) is
     what resuming needs: ``state_dict``/``load_state_dict``.

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from Miniproject_2.others import ablate, compare
+from Miniproject_2.others import ablate, compare, filters
 from Miniproject_2.others.data import psnr_per_image
 from Miniproject_2.others.train import run_folder
 
@@ -19,13 +19,19 @@ def test_compare_trains_every_contender_and_scores_them(data_folder, tmp_path, m
     compare.main(['--data', str(data_folder), '--epochs', '1', '--bm3d-images', '0',
                   '--out', 'compare.json'])
     results = json.loads((tmp_path / 'compare.json').read_text())['results']
-    assert set(results) == {'noisy input', 'shipped bestmodel.pth', *compare.CONTENDERS}
+    filter_rows = [name for name in results if name.split(' (')[0] in filters.FILTERS]
+    assert len(filter_rows) == len(filters.FILTERS)
+    assert set(results) == {'noisy input', *filter_rows, 'trained on Gaussian noise',
+                            'shipped bestmodel.pth', *compare.CONTENDERS}
     # The noisy input's PSNR, recomputed here, is about that of sigma 20 (a little higher:
     # clipping to 0-255 removes some noise).
     noisy, clean = torch.load(data_folder / 'val_data.pkl', weights_only=True)
     noisy_psnr = psnr_per_image(noisy.float(), clean.float()).mean().item()
     assert results['noisy input']['psnr'] == pytest.approx(noisy_psnr, abs=1e-9)
     assert 20 * math.log10(255 / 20) < noisy_psnr < 20 * math.log10(255 / 20) + 1
+    # Each filter, at its best parameter, denoises these smooth images.
+    for name in filter_rows:
+        assert results[name]['psnr'] > noisy_psnr + 1, name
     # The shipped weights denoise: several dB above the noisy input.
     assert results['shipped bestmodel.pth']['psnr'] > noisy_psnr + 3
     assert results['shipped bestmodel.pth']['single_pass']['psnr'] > noisy_psnr + 3

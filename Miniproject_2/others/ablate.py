@@ -16,7 +16,7 @@ from Miniproject_2.others.train import load_pairs, parse_settings, run_folder, t
 
 VARIANTS = {  # name: training-command options on top of the defaults
     'shipped recipe': [],
-    'plain MSE (blind to clipping)': ['--plain-mse'],
+    'ClippedMSE (for clipped Gaussian noise)': ['--clipped-mse'],
     'widths 32,64,96 (3 levels)': ['--widths', '32,64,96'],
     'widths 24,48,96 (3 levels)': ['--widths', '24,48,96'],
     'add skips': ['--skip', 'add'],

@@ -4,15 +4,16 @@
         --out results/compare.json
 
 Trains, with the same recipe and the same budget (``--epochs`` over all training pairs),
-the shipped architecture in our framework (Noise2Noise; also with a plain MSE loss, blind
-to the targets' clipping), its torch.nn twin by autograd, the same network on clean
-targets (Noise2Clean) and the course's baseline network; then scores them, the noisy
-input, BM3D given each image's true sigma (the classical reference, optional:
-``pip install bm3d``; about a second an image, so on the first ``--bm3d-images`` images,
-where every method is scored too; its output is cached) and, last, the shipped
-``bestmodel.pth``. PSNR is the mean over images of each image's PSNR, as the course's test
-computes it. Networks are scored as ``Model.predict`` runs them, with the self-ensemble
-over flips and rotations, and also with a single pass.
+the shipped architecture in our framework (Noise2Noise), its torch.nn twin by autograd, the
+same network on clean targets (Noise2Clean) and the course's baseline network; then scores
+them, the noisy input, the classical filters of ``filters`` (each with its best parameter
+on this set), BM3D given each image's noise level (optional: ``pip install bm3d``; about a
+second an image, so on the first ``--bm3d-images`` images, where every method is scored
+too; its output is cached), the model the project shipped when it trained on Gaussian
+noise (``results/gaussian_bestmodel.pth``) and, last, the shipped ``bestmodel.pth``. PSNR is
+the mean over images of each image's PSNR, as the course's test computes it. Networks are
+scored as ``Model.predict`` runs them, with the self-ensemble over flips and rotations, and
+also with a single pass.
 
 Two runs that differ only in floating-point rounding end up to a tenth of a dB apart
 (training is chaotic), so ``--seeds 0 1`` trains every contender from several seeds (initial
@@ -28,12 +29,14 @@ from pathlib import Path
 import torch
 
 from Miniproject_2.model import Model
+from Miniproject_2.others import filters
 from Miniproject_2.others.data import VAL_SIGMA_FILE, psnr_per_image
 from Miniproject_2.others.train import load_pairs, parse_settings, run_folder, train_run
 
+GAUSSIAN_MODEL = Path(__file__).resolve().parents[2] / 'results' / 'gaussian_bestmodel.pth'
+
 CONTENDERS = {  # name: training-command options on top of the defaults
     'ours (Noise2Noise)': [],
-    'ours (Noise2Noise, plain MSE)': ['--plain-mse'],
     'torch.nn twin (Noise2Noise)': ['--framework', 'torch'],
     'ours (Noise2Clean)': ['--clean-targets'],
     'course baseline, ours (Noise2Noise)': ['--network', 'baseline', '--widths', '64'],
@@ -100,6 +103,9 @@ def main(argv=None):
                 'single_pass': scores(model.predict(val_noisy, symmetries=1))}
 
     results = {'noisy input': scores(val_noisy.float())}
+    for name, tuned in filters.tune(val_noisy, val_clean).items():
+        function, parameters = filters.FILTERS[name][0], tuned['parameter']
+        results[f'{name} {parameters}'] = scores(function(val_noisy, *parameters).clamp(0, 255))
     for name, options in CONTENDERS.items():
         per_seed = {}
         for seed in args.seeds:
@@ -115,9 +121,11 @@ def main(argv=None):
             results[name]['seeds'] = per_seed
     if k:
         results['BM3D, true sigma'] = {f'psnr_first_{k}': bm3d_psnr(args.data, data[1], k)}
-    shipped = Model()
-    shipped.load_pretrained_model()
-    results['shipped bestmodel.pth'] = network_scores(shipped)
+    for name, path in (('trained on Gaussian noise', GAUSSIAN_MODEL),
+                       ('shipped bestmodel.pth', None)):
+        model = Model()
+        model.load_pretrained_model(path)
+        results[name] = network_scores(model)
     report = {'epochs': args.epochs, 'seeds': args.seeds, 'n_val': int(val_noisy.shape[0]),
               'bm3d_images': k, 'results': results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -180,8 +180,9 @@ def parse_settings(argv=None):
     parser.add_argument('--no-swap', action='store_true', help='never swap input and target')
     parser.add_argument('--n-train', type=int, default=0, help='train on the first N pairs only')
     parser.add_argument('--clean-targets', action='store_true', help='Noise2Clean')
-    parser.add_argument('--plain-mse', action='store_true',
-                        help='plain MSE on noisy targets, blind to their clipping to 0-255')
+    parser.add_argument('--clipped-mse', action='store_true',
+                        help='ClippedMSE: for Gaussian noise clipped to 0-255 (the default, plain '
+                             'MSE, is unbiased for the course\'s pixelation)')
     parser.add_argument('--framework', default='ours', choices=['ours', 'torch'])
     parser.add_argument('--seed', type=int, default=defaults['seed'])
     parser.add_argument('--init', help='start from these weights (a .pth file) instead of '
@@ -193,7 +194,7 @@ def parse_settings(argv=None):
                 'batch_size': args.batch_size, 'symmetries': not args.no_symmetries,
                 'swap': not args.no_swap, 'n_train': args.n_train,
                 'clean_targets': args.clean_targets,
-                'clipped_noise': not (args.plain_mse or args.clean_targets),
+                'clipped_noise': args.clipped_mse and not args.clean_targets,
                 'framework': args.framework,
                 'seed': args.seed, 'init': args.init}
     return settings, args
