@@ -1,0 +1,68 @@
+"""The classical baselines (filters.py) and the noise families (families.py)."""
+import pytest
+import torch
+
+from Miniproject_2.others import families, filters
+
+
+def _images(seed=0, n=4, size=16):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, size, size), generator=generator, dtype=torch.uint8)
+
+
+@pytest.mark.parametrize('name', list(filters.FILTERS))
+def test_filters_keep_flat_images_and_shapes(name):
+    function, parameters = filters.FILTERS[name]
+    flat = torch.full((2, 3, 12, 9), 77, dtype=torch.uint8)
+    for arguments in parameters:
+        out = function(flat, *arguments)
+        assert out.shape == flat.shape
+        assert torch.allclose(out, flat.float(), atol=1e-3), arguments
+
+
+def test_gaussian_blur_matches_a_direct_convolution():
+    images = _images()
+    sigma, radius = 0.8, 2
+    taps = torch.exp(-torch.arange(-radius, radius + 1.0) ** 2 / (2 * sigma ** 2))
+    kernel = taps.view(-1, 1) * taps.view(1, -1)
+    kernel /= kernel.sum()
+    padded = torch.nn.functional.pad(images.float(), (radius,) * 4, mode='reflect')
+    direct = torch.nn.functional.conv2d(padded, kernel.expand(3, 1, -1, -1), groups=3)
+    assert torch.allclose(filters.gaussian_blur(images, sigma), direct, atol=1e-3)
+
+
+def test_median_removes_an_impulse_and_bilateral_keeps_an_edge():
+    image = torch.full((1, 3, 9, 9), 100, dtype=torch.uint8)
+    image[..., 4, 4] = 255
+    assert (filters.median_filter(image, 3) == 100).all()
+    edge = torch.zeros(1, 3, 9, 9, dtype=torch.uint8)
+    edge[..., 5:] = 200
+    # A small range sigma ignores the other side of the edge; a blur mixes both sides.
+    assert torch.allclose(filters.bilateral_filter(edge, 10, 1.0), edge.float(), atol=1e-3)
+    assert not torch.allclose(filters.gaussian_blur(edge, 1.0), edge.float(), atol=1)
+
+
+def test_tune_picks_the_best_parameter():
+    clean = torch.full((4, 3, 16, 16), 128, dtype=torch.uint8)
+    noisy = (clean + torch.randn(clean.shape, generator=torch.Generator().manual_seed(0)) * 20
+             ).round().clamp(0, 255).to(torch.uint8)
+    tuned = filters.tune(noisy, clean)
+    # On a flat image the widest blur wins.
+    widest = max(filters.FILTERS['Gaussian blur'][1])
+    assert tuned['Gaussian blur']['parameter'] == widest
+    assert filters.best_filter(tuned) == 'Gaussian blur'
+    assert tuned['Gaussian blur']['psnr'] == pytest.approx(
+        filters.score(filters.gaussian_blur(noisy, *widest), clean))
+
+
+def test_additive_families_have_their_noise():
+    clean = torch.full((200, 3, 8, 8), 128, dtype=torch.uint8)
+    generator = torch.Generator().manual_seed(0)
+    impulses = families.gaussian_with_impulses(clean, generator)
+    hit = (impulses == 0) | (impulses == 255)
+    assert 0.03 < hit.all(1).float().mean() < 0.07  # 5% of pixels, all channels at once
+    photon = families.poisson_gaussian(clean, generator).float() - 128
+    # Poisson at peak 20 (variance 128/255 * 20 photons of 255/20 each) plus sigma 10.
+    expected = (128 / 255 * 20 * (255 / 20) ** 2 + 10 ** 2) ** 0.5
+    assert photon.std() == pytest.approx(expected, rel=0.05)
+    assert abs(photon.mean()) < 1
