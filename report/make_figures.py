@@ -223,7 +223,8 @@ def shipped_chain(runs):
 
 
 def main_run_numbers(root, runs, numbers):
-    from Miniproject_2.model import Model, _CHUNK_BYTES
+    import torch
+    from Miniproject_2.model import Model, chunk_bytes
     log = runs.get('main')
     settings = log['settings'] if log else None
     architecture = dict(Model.ARCHITECTURE)
@@ -232,7 +233,6 @@ def main_run_numbers(root, runs, numbers):
                                                       'upsampling', 'skip')})
     else:
         try:
-            import torch
             saved = torch.load(root / 'Miniproject_2/bestmodel.pth', weights_only=True)
             architecture.update(saved['architecture'])
         except Exception:
@@ -254,7 +254,7 @@ def main_run_numbers(root, runs, numbers):
     numbers['betaOne'] = fmt(recipe['betas'][0], 2)
     numbers['betaTwo'] = fmt(recipe['betas'][1], 2)
     numbers['finetuneLR'] = fmt_lr(recipe['finetune_lr'])
-    numbers['chunkMiB'] = fmt(_CHUNK_BYTES / 2 ** 20, 0)
+    numbers['chunkMiB'] = fmt(chunk_bytes(torch.device('cpu')) / 2 ** 20, 0)
     numbers['predictTile'] = fmt(Model.PREDICT_TILE)
     for name, stem, _, _ in STAGES:  # each stage's command and result
         stage = runs.get(name)
