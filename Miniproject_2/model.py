@@ -234,14 +234,14 @@ def _windows(x, geometry, channels_last):
 def _patches(windows, block):
     """The patch matrix of one chunk (see ``_blocks``), in one copy."""
     first, end, first_row, end_row = block
-    return windows[first:end, first_row:end_row].reshape(-1, math.prod(windows.shape[3:]))
+    chunk = windows[first:end, first_row:end_row]
+    return chunk.reshape(-1, chunk[0, 0, 0].numel())
 
 
 def _patch_blocks(windows):
     """The chunks (see ``_blocks``) of the patch matrix that ``windows`` describes."""
     n, ho, wo = windows.shape[:3]
-    return _blocks(n, ho, wo, math.prod(windows.shape[3:]) * windows.element_size(),
-                   windows.device)
+    return _blocks(n, ho, wo, windows[0, 0, 0].numel() * windows.element_size(), windows.device)
 
 
 def _weight_matrix(weight, channels_last):
@@ -729,8 +729,7 @@ class LeakyReLU(_Elementwise):
         return f'negative_slope={self.negative_slope}' + (', inplace=True' if self.inplace else '')
 
     def _apply(self, x):
-        # one pass from the comparison to the slope, not three
-        slope = x.new_ones(()).where(x > 0, self.negative_slope)
+        slope = (x > 0).to(x.dtype).mul_(1 - self.negative_slope).add_(self.negative_slope)
         return (x.mul_(slope) if self.inplace else x * slope), slope
 
 
