@@ -47,8 +47,14 @@ class Parameter:
         self.grad = value.new_zeros(value.shape)
 
     def to(self, device=None, dtype=None):
-        for tensor in (self.value, self.grad):
-            tensor.data = tensor.to(device=device, dtype=dtype)  # in place: same tensor object
+        for name in ('value', 'grad'):
+            moved = getattr(self, name).to(device=device, dtype=dtype)
+            try:
+                getattr(self, name).data = moved  # in place: the same tensor object
+            except RuntimeError:
+                # Tensor kinds that cannot share an object (such as to and from 'meta') get a
+                # new tensor, as in torch.nn; the Parameter itself stays.
+                setattr(self, name, moved)
 
 
 class Module:
@@ -229,26 +235,34 @@ def _pair(value, name):
 # works on the patch matrix of dY instead: see _conv_backward). Rows are pixels, so Y is
 # the output in channels-last memory, returned as an (N, C, H, W) view; every module
 # accepts any strides. Pixel-major GEMMs with a few channels ran clearly faster here than
-# channel-major ones, and each batch is processed a few images (or, for a large image, a
-# band of rows) at a time so that a chunk's patch matrix stays in cache between its im2col
-# copy and its GEMMs: 2 MiB, so that each of two GEMM threads reads its half from its own
-# core's L2 (1 MiB here). Measured on the U-Net's training step: 1 MiB chunks were 3-5%
-# slower, 4 MiB ones 5% slower at batch 32 and as fast at batch 100.
+# channel-major ones. On a CPU each batch is processed a few images (or, for a large
+# image, a band of rows) at a time, so that a chunk's patch matrix stays in cache between
+# its im2col copy and its GEMMs (``chunk_bytes``).
 
-_CHUNK_BYTES = 2 << 20
+
+def chunk_bytes(device):
+    """Bytes of patch matrix the convolution core processes at a time on ``device``, or
+    None for the whole batch at once.
+
+    On a CPU, 2 MiB: each of two GEMM threads then reads its half from its own core's L2
+    (1 MiB here). Measured on the U-Net's training step: 1 MiB chunks were 3-5% slower,
+    4 MiB ones 5% slower at batch 32 and as fast at batch 100. On a GPU a chunk is a kernel
+    launch and no cache holds it anyway: one chunk, one launch per product and layer."""
+    return 2 << 20 if device.type == 'cpu' else None
 
 
 def _out_size(size, kernel, stride, padding, dilation):
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _blocks(n, ho, wo, row_bytes):
+def _blocks(n, ho, wo, row_bytes, device):
     """(first image, end image, first row, end row) of each chunk of output pixels whose
-    rows of ``row_bytes`` (of patch matrix) make about _CHUNK_BYTES: whole images while they
-    are small, bands of rows of one image when it is large. The chunk's pixels are rows
-    [(first * ho + first_row) * wo, ((end - 1) * ho + end_row) * wo) of the (N*Ho*Wo, ...)
-    matrices."""
-    rows = max(1, _CHUNK_BYTES // row_bytes)
+    rows of ``row_bytes`` (of patch matrix) make about ``chunk_bytes(device)``: whole images
+    while they are small, bands of rows of one image when it is large. The chunk's pixels
+    are rows [(first * ho + first_row) * wo, ((end - 1) * ho + end_row) * wo) of the
+    (N*Ho*Wo, ...) matrices."""
+    budget = chunk_bytes(device)
+    rows = n * ho * wo if budget is None else max(1, budget // row_bytes)
     if ho * wo > rows:
         band = max(1, rows // wo)
         return [(i, i + 1, r, min(r + band, ho)) for i in range(n) for r in range(0, ho, band)]
@@ -309,7 +323,7 @@ def _patches(windows, block):
 def _patch_blocks(windows):
     """The chunks (see ``_blocks``) of the patch matrix that ``windows`` describes."""
     n, ho, wo = windows.shape[:3]
-    return _blocks(n, ho, wo, windows[0, 0, 0].numel() * windows.element_size())
+    return _blocks(n, ho, wo, windows[0, 0, 0].numel() * windows.element_size(), windows.device)
 
 
 def _weight_matrix(weight, channels_last):
@@ -388,7 +402,7 @@ def _conv_input_grad(weight, grad, shape, geometry, with_patches=None):
                            n, h, w)
     image = grad.new_zeros(n, h + 2 * ph, w + 2 * pw, c)
     weight = _weight_matrix(weight, channels_last=True).t()
-    for block in _blocks(n, ho, wo, weight.shape[1] * weight.element_size()):
+    for block in _blocks(n, ho, wo, weight.shape[1] * weight.element_size(), grad.device):
         first, end, first_row, end_row = block
         windows = grad[_pixel_rows(block, ho, wo)].mm(weight).view(
             end - first, end_row - first_row, wo, kh, kw, c)

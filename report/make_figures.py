@@ -224,8 +224,8 @@ def shipped_chain(runs):
 
 def main_run_numbers(root, runs, numbers):
     import inspect
-    from Miniproject_2.model import Denoiser, Recipe
-    from Miniproject_2.model import _CHUNK_BYTES  # becomes the public chunk policy (issue 13)
+    import torch
+    from Miniproject_2.model import Denoiser, Recipe, chunk_bytes
     log = runs.get('main')
     settings = log['settings'] if log else None
     architecture = dict(Denoiser.ARCHITECTURE)
@@ -234,7 +234,6 @@ def main_run_numbers(root, runs, numbers):
                                                       'upsampling', 'skip')})
     else:
         try:
-            import torch
             saved = torch.load(root / 'Miniproject_2/bestmodel.pth', weights_only=True)
             architecture.update(saved['architecture'])
         except Exception:
@@ -257,7 +256,7 @@ def main_run_numbers(root, runs, numbers):
     numbers['betaOne'] = fmt(recipe.betas[0], 2)
     numbers['betaTwo'] = fmt(recipe.betas[1], 2)
     numbers['finetuneLR'] = fmt_lr(recipe.finetune_lr)
-    numbers['chunkMiB'] = fmt(_CHUNK_BYTES / 2 ** 20, 0)
+    numbers['chunkMiB'] = fmt(chunk_bytes(torch.device('cpu')) / 2 ** 20, 0)
     numbers['predictTile'] = fmt(inspect.signature(Denoiser.predict).parameters['tile'].default)
     for name, stem, _, _ in STAGES:  # each stage's command and result
         stage = runs.get(name)

@@ -4,36 +4,44 @@ import torch
 
 from Miniproject_2.model import Model
 from Miniproject_2.others import bench
-from Miniproject_2.others.twin import torch_twin
 
 
 @pytest.mark.parametrize('architecture', [dict(widths=(8, 8, 8)),
                                           dict(network='baseline', widths=(8,))])
-def test_twin_matches_and_a_wrong_twin_is_caught(architecture):
+def test_twins_match_and_a_wrong_twin_is_caught(architecture):
     torch.manual_seed(0)
     network = Model(**architecture).denoiser.network
-    twin = torch_twin(network)
-    bench.check_same_results(network, twin, size=16)
+    twins = bench.twins(network)
+    for twin, memory_format in zip(twins, bench.MEMORY_FORMATS):
+        bench.check_same_results(network, twin, size=16, memory_format=memory_format)
+    channels_last = twins[1]
+    assert all(p.is_contiguous(memory_format=torch.channels_last)
+               for p in channels_last.parameters() if p.dim() == 4)
     with torch.no_grad():
-        next(twin.parameters()).mul_(1.01)
+        next(channels_last.parameters()).mul_(1.01)
     with pytest.raises(AssertionError, match='differs from torch.nn'):
-        bench.check_same_results(network, twin, size=16)
+        bench.check_same_results(network, channels_last, size=16,
+                                 memory_format=torch.channels_last)
 
 
-def test_training_steps_and_predict_run_on_both_sides():
+def test_training_steps_and_predicts_run_in_every_layout():
     torch.manual_seed(0)
     model = Model(widths=(8, 8))
-    twin = torch_twin(model.denoiser.network)
-    for run in (*bench.training_step_pair(model.denoiser.network, twin, 4),
-                *bench.predict_pair(model, twin, torch.rand(3, 3, 16, 16) * 255)):
+    twins = bench.twins(model.denoiser.network)
+    runs = [*bench.training_steps(model.denoiser.network, twins, 4),
+            *bench.predicts(model, twins, torch.rand(3, 3, 16, 16) * 255)]
+    assert len(runs) == 2 * (1 + len(bench.LAYOUTS))
+    for run in runs:
         run()
-    ours, theirs = bench.predict_pair(model, twin, torch.rand(2, 3, 16, 16) * 255)
-    torch.testing.assert_close(ours(), theirs(), rtol=1e-4, atol=1e-3)
+    ours, *theirs = bench.predicts(model, twins, torch.rand(2, 3, 16, 16) * 255)
+    for run in theirs:
+        torch.testing.assert_close(ours(), run(), rtol=1e-4, atol=1e-3)
 
 
 def test_runs_combine_into_medians_with_every_ratio():
     def report(ratio, ours_s):
-        case = {'ours_s': ours_s, 'torch_s': 1.0, 'ratio': ratio, 'ours_extra_memory_mb': 5}
+        case = {'ours_s': ours_s, 'torch_s': 1.0, 'ratio': ratio, 'ours_extra_memory_mb': 5,
+                'torch_nchw_s': 1.5, 'ratio_nchw': ratio / 1.5}
         return {'machine': {'threads': 2}, 'architecture': {'network': 'unet'},
                 **{network: {'train_step_batch_32': dict(case)} for network in bench.NETWORKS}}
     combined = bench.combine([report(0.9, 0.9), report(1.4, 1.4), report(1.0, 1.0)])

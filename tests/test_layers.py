@@ -318,9 +318,9 @@ def test_float64_conversion_moves_gradients_too(g):
 # --------------------------------------------------------------------------------------
 
 def use_chunk_bytes(monkeypatch, chunk_bytes):
-    """Make the convolution core cut its patch matrices into chunks of ``chunk_bytes``.
-    (Through the module's constant until the chunk policy becomes a public function.)"""
-    monkeypatch.setattr(model_module, '_CHUNK_BYTES', chunk_bytes)
+    """Make the convolution core cut its patch matrices into chunks of ``chunk_bytes`` (None:
+    the whole batch at once), on any device."""
+    monkeypatch.setattr(model_module, 'chunk_bytes', lambda device: chunk_bytes)
 
 
 @pytest.mark.parametrize('make', [
@@ -342,7 +342,7 @@ def test_chunking_by_images_changes_nothing(make, monkeypatch):
         torch.manual_seed(0)
         module = make().to(dtype=torch.float64)
         return [module(x), module.backward(grad), *(g.clone() for _, g in module.param())]
-    whole = run(10 ** 12)
+    whole = run(None)
     for chunk_bytes in (2 ** k for k in range(21)):
         for a, b in zip(whole, run(chunk_bytes), strict=True):
             torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12,
