@@ -10,7 +10,7 @@ them, the noisy input, the classical filters of ``filters`` (each with its best 
 on this set), BM3D given each image's noise level (optional: ``pip install bm3d``; about a
 second an image, so on the first ``--bm3d-images`` images, where every method is scored
 too; its output is cached), the model the project shipped when it trained on Gaussian
-noise (``results/gaussian_bestmodel.pth``) and, last, the shipped ``bestmodel.pth``. PSNR is
+noise (``results/gaussian/bestmodel.pth``) and, last, the shipped ``bestmodel.pth``. PSNR is
 the mean over images of each image's PSNR, as the course's test computes it. Networks are
 scored as ``Model.predict`` runs them, with the self-ensemble over flips and rotations, and
 also with a single pass.
@@ -33,7 +33,7 @@ from Miniproject_2.others import filters
 from Miniproject_2.others.data import VAL_SIGMA_FILE, psnr_per_image
 from Miniproject_2.others.train import load_pairs, parse_settings, run_folder, train_run
 
-GAUSSIAN_MODEL = Path(__file__).resolve().parents[2] / 'results' / 'gaussian_bestmodel.pth'
+GAUSSIAN_MODEL = Path(__file__).resolve().parents[2] / "results" / "gaussian" / "bestmodel.pth"
 
 CONTENDERS = {  # name: training-command options on top of the defaults
     'ours (Noise2Noise)': [],

@@ -2,14 +2,15 @@
 may vary"): one table over families of noise, all made from the validation photos.
 
     python -m Miniproject_2.others.families --data data --out results/families.json \
-        [--weights Miniproject_2/bestmodel.pth results/gaussian_bestmodel.pth]
+        [--weights Miniproject_2/bestmodel.pth results/gaussian/bestmodel.pth]
 
 Families (500 images each, seeded; clean images are the block means of pixelated squares
 of the validation photos, as in ``val_data.pkl``):
 
-- pixelation with factors below, inside and above the training range (a factor is cut to
-  what the square allows: the validation photos have short sides of 300-512 px, so beyond
-  about 16 the largest squares set the factor);
+- pixelation with factors below, inside and above the training range. A factor is cut to
+  what the square allows (photos are never upsampled), and the validation photos' short
+  sides of 300-512 px stop it at about 16; so the row above the range pixelates squares of
+  the (much larger) training photos: new crops and draws, but photos the network has seen;
 - Gaussian noise, sigma uniform in [10, 43] (the set the project first trained on);
 - Poisson-Gaussian (photon noise at a peak of 20 photons for white, plus sigma 10);
 - Gaussian noise (sigma 15) with 5% of the pixels set to 0 or 255 (impulses).
@@ -25,8 +26,8 @@ import torch
 
 from Miniproject_2.model import Model
 from Miniproject_2.others import filters
-from Miniproject_2.others.data import (PATCH_SIZE, add_noise, fetch_validation_photos,
-                                       sample_pixelated)
+from Miniproject_2.others.data import (PATCH_SIZE, add_noise, fetch_training_photos,
+                                       fetch_validation_photos, sample_pixelated)
 
 N_IMAGES = 500
 
@@ -62,7 +63,9 @@ def families(cache, seed=0):
     """{family name: (noisy, clean)}, uint8 batches N x 3 x 32 x 32."""
     photos = fetch_validation_photos(cache)
     result = {f'pixelation, f {low}-{high}': pixelation_family(photos, (low, high), seed)
-              for low, high in ((2, 3), (4, 7), (10, 30), (31, 60))}
+              for low, high in ((2, 3), (4, 7), (10, 30))}
+    result['pixelation, f 40-60, training photos'] = pixelation_family(
+        fetch_training_photos(cache), (40, 60), seed)
     _, clean = result['pixelation, f 10-30']
     generator = _generator(seed + 1)
     sigma = 10 + 33 * torch.rand(clean.shape[0], generator=generator)
