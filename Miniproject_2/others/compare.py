@@ -33,7 +33,7 @@ from Miniproject_2.others import filters
 from Miniproject_2.others.data import VAL_SIGMA_FILE, psnr_per_image
 from Miniproject_2.others.train import load_pairs, parse_settings, run_folder, train_run
 
-GAUSSIAN_MODEL = Path(__file__).resolve().parents[2] / "results" / "gaussian" / "bestmodel.pth"
+GAUSSIAN_MODEL = Path(__file__).resolve().parents[2] / 'results' / 'gaussian' / 'bestmodel.pth'
 
 CONTENDERS = {  # name: training-command options on top of the defaults
     'ours (Noise2Noise)': [],
