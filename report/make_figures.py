@@ -178,7 +178,16 @@ def statistic_label(text):
     """data.py's plain-text label in LaTeX: '+-' as a plus-minus sign, (dB) dropped (the
     table says dB once)."""
     text = tex_escape(text.replace(' (dB)', ''))
-    return text.replace('+-', r'$\pm$')
+    return text.replace('+-', r'$\pm$').replace('sigma', r'$\sigma$')
+
+
+def fmt_published(value, digits):
+    """A course statistic with the digits it was given with (16.0 stays 16.0, not 16.00)."""
+    text = fmt(value, digits)
+    if value is None or '.' not in text:
+        return text
+    text = text.rstrip('0')
+    return text + '0' if text.endswith('.') else text
 
 
 def data_numbers(root, numbers, out):
@@ -206,7 +215,8 @@ def data_numbers(root, numbers, out):
     for key, stem in STATISTIC_STEMS.items():
         for split, prefix in SPLITS:
             value = get(stats, split, key)
-            numbers[f'{prefix}{stem}'] = fmt(value, STATISTIC_DIGITS.get(key, 2))
+            numbers[f'{prefix}{stem}'] = (fmt_published if split == 'course_val' else fmt)(
+                value, STATISTIC_DIGITS.get(key, 2))
     numbers['valCourseGap'] = fmt_signed(difference(get(stats, 'val', 'psnr_mean_db'),
                                                     get(stats, 'course_val', 'psnr_mean_db')))
     numbers['valCourseGlobalGap'] = fmt_signed(difference(
@@ -218,7 +228,8 @@ def data_numbers(root, numbers, out):
     rows = []
     for key, label in statistic_labels().items():
         digits = STATISTIC_DIGITS.get(key, 2)
-        cells = [fmt(get(stats, split, key), digits) for split, _ in SPLITS]
+        cells = [(fmt_published if split == 'course_val' else fmt)(get(stats, split, key), digits)
+                 for split, _ in SPLITS]
         rows.append(' & '.join([statistic_label(label), *cells]) + r' \\')
     path.write_text('\n'.join(rows) + '\n')
 
@@ -407,13 +418,13 @@ COMPARE_MACROS = {  # compare.json result name -> macro stem
 
 COMPARE_LABELS = {
     'noisy input': 'noisy input',
-    'ours (Noise2Noise)': 'ours, Noise2Noise',
-    'torch.nn twin (Noise2Noise)': r'\texttt{torch.nn} twin, Noise2Noise',
+    'ours (Noise2Noise)': 'ours, N2N',
+    'torch.nn twin (Noise2Noise)': r'\texttt{torch.nn} twin, N2N',
     'ours (Noise2Clean)': 'ours, Noise2Clean',
     'course baseline, ours (Noise2Noise)': 'course baseline (ours), N2N',
     'BM3D, true sigma': r'BM3D, true noise RMS',
-    'trained on Gaussian noise': 'ours, trained on Gaussian noise',
-    'shipped bestmodel.pth': r'ours, shipped (\texttt{bestmodel.pth})',
+    'trained on Gaussian noise': 'ours, Gaussian-trained',
+    'shipped bestmodel.pth': r'ours, shipped',
 }
 
 # Filters (filters.FILTERS): compare.json names them '<name> <parameters tuple>'.
@@ -440,11 +451,11 @@ def filter_parameters(base, parameters):
     if parameters is None:
         return None
     if base == 'Gaussian blur' and len(parameters) == 1:
-        return f'$\\sigma={parameters[0]:g}$\\,px'
+        return f'$\\sigma={parameters[0]:g}$'
     if base == 'median' and len(parameters) == 1:
         return f'${parameters[0]}{{\\times}}{parameters[0]}$'
     if base == 'bilateral' and len(parameters) == 2:
-        return f'$\\sigma_r={parameters[0]:g}$, $\\sigma_s={parameters[1]:g}$\\,px'
+        return f'$\\sigma_r={parameters[0]:g}$, $\\sigma_s={parameters[1]:g}$'
     return tex_escape(', '.join(map(str, parameters)))
 
 
