@@ -262,6 +262,19 @@ def parameter_count(architecture):
     return sum(p.numel() for p, _ in denoiser.network.param()), denoiser.tile_margin
 
 
+def leaky_slope(architecture):
+    """The negative slope of the network's first LeakyReLU, or None (another activation)."""
+    from Miniproject_2.model import Denoiser, LeakyReLU, Sequential
+
+    def walk(module):
+        yield module
+        if isinstance(module, Sequential):
+            for child in module:
+                yield from walk(child)
+    return next((m.negative_slope for m in walk(Denoiser(architecture).network)
+                 if isinstance(m, LeakyReLU)), None)
+
+
 def option_flags(settings, defaults):
     """The training-command options that turn the defaults into ``settings``."""
     flags = []
@@ -333,6 +346,12 @@ def shipped_run_numbers(root, log, numbers):
         warn(f'cannot build the shipped architecture {architecture}: {error}')
         params, margin = None, None
     numbers['mainParams'] = fmt(params)
+    try:
+        slope = leaky_slope(architecture)
+    except Exception as error:
+        warn(f'cannot read the LeakyReLU slope of {architecture}: {error}')
+        slope = None
+    numbers['leakySlope'] = fmt(slope, 2).rstrip('0') if slope is not None else None
     numbers['tileMargin'] = fmt(margin)
     recipe = Recipe()
     numbers['warmupSteps'] = fmt(recipe.warmup_steps)
