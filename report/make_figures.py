@@ -681,7 +681,7 @@ def families_numbers(root, numbers, out):
 
         def cell(psnr):
             if psnr is None:
-                return '--'
+                return '-- & --'
             return (f'{fmt(psnr)} & {{\\scriptsize {fmt_signed(psnr - noisy)}}}'
                     if noisy is not None else f'{fmt(psnr)} & --')
         filter_cell = (f"{fmt(best['psnr'])} & {{\\scriptsize {filter_label(best['name'], short=True)}}}"
