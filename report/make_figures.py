@@ -684,8 +684,10 @@ def families_numbers(root, numbers, out):
                 return '-- & --'
             return (f'{fmt(psnr)} & {{\\scriptsize {fmt_signed(psnr - noisy)}}}'
                     if noisy is not None else f'{fmt(psnr)} & --')
-        filter_cell = (f"{fmt(best['psnr'])} & {{\\scriptsize {filter_label(best['name'], short=True)}}}"
-                       if best.get('psnr') is not None and best.get('name') else '-- & --')
+        filter_cell = '-- & --'
+        if best.get('psnr') is not None and best.get('name'):
+            short = filter_label(best['name'], short=True)
+            filter_cell = f"{fmt(best['psnr'])} & {{\\scriptsize {short}}}"
         table.append(' & '.join([family_label(name), fmt(noisy), filter_cell, cell(shipped),
                                  cell(gaussian)]) + r' \\')
     for stem in FAMILY_STEMS.values():  # rows the file lacks: placeholders
@@ -697,10 +699,10 @@ def families_numbers(root, numbers, out):
         for name in FAMILY_STEMS:
             if name not in rows:
                 warn(f'families.json has no row {name!r}')
-        if rows and not any(weights_key(r.get('models') or {}, SHIPPED_WEIGHTS) for r in rows.values()):
-            warn(f'families.json did not score {SHIPPED_WEIGHTS}')
-        if rows and not any(weights_key(r.get('models') or {}, GAUSSIAN_WEIGHTS) for r in rows.values()):
-            warn(f'families.json did not score {GAUSSIAN_WEIGHTS}')
+        for weights in (SHIPPED_WEIGHTS, GAUSSIAN_WEIGHTS):
+            if rows and not any(weights_key(r.get('models') or {}, weights)
+                                for r in rows.values()):
+                warn(f'families.json did not score {weights}')
     worst = min(gains, key=gains.get) if gains else None
     numbers['famMinShippedGain'] = fmt_signed(gains[worst]) if worst else None
     numbers['famMinShippedGainFamily'] = family_label(worst) if worst else None
@@ -768,7 +770,8 @@ def ablation_numbers(root, numbers, out):
             fmt_signed(psnr - base) if name in deltas else '--',
             fmt(seconds / 60, 1) if seconds is not None else '--']) + r' \\')
     path.write_text('\n'.join(rows) + '\n')
-    lines = [f'python -m Miniproject{chr(92)}_2.others.ablate --data data --n-train {n} --epochs {e}'
+    module = f'Miniproject{chr(92)}_2.others.ablate'  # alltt: the underscore escaped
+    lines = [f'python -m {module} --data data --n-train {n} --epochs {e}'
              for n, e in budgets if n is not None and e is not None]
     commands.write_text('\n'.join(lines or ['(no budget recorded in ablations.json)']) + '\n')
 
