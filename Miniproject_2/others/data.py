@@ -293,6 +293,16 @@ def fetch_validation_photos(cache: Path) -> list[Photo]:
     return _photos(VALIDATION_SOURCES, cache)
 
 
+def _decoded(photos: Sequence[Photo], which: torch.Tensor, desc: str):
+    """Each photo that ``which`` (a photo index per image) draws, decoded once as RGB, with
+    the rows of the images cut from it; under a progress bar labelled ``desc``."""
+    for index, photo in enumerate(tqdm(photos, desc=desc, unit="photo")):
+        rows = (which == index).nonzero().flatten()
+        if len(rows):
+            with photo.open() as opened:
+                yield opened.convert("RGB"), rows
+
+
 def sample_patches(photos: Sequence[Photo], n: int, generator: torch.Generator,
                    desc: str = "sampling patches") -> torch.Tensor:
     """``n`` clean uint8 images ``3 x 32 x 32``: random squares of random photos, area-averaged.
@@ -302,13 +312,7 @@ def sample_patches(photos: Sequence[Photo], n: int, generator: torch.Generator,
     which = torch.randint(len(photos), (n,), generator=generator)
     u_side, u_x, u_y = torch.rand(3, n, generator=generator, dtype=torch.float64)
     patches = torch.empty(n, 3, PATCH_SIZE, PATCH_SIZE, dtype=torch.uint8)
-    # Each photo is decoded once and cut into all of its patches.
-    for index, photo in enumerate(tqdm(photos, desc=desc, unit="photo")):
-        rows = (which == index).nonzero().flatten()
-        if len(rows) == 0:
-            continue
-        with photo.open() as opened:
-            image = opened.convert("RGB")
+    for image, rows in _decoded(photos, which, desc):
         width, height = image.size
         log_min, log_max = math.log(PATCH_SIZE), math.log(min(width, height))
         sides = torch.exp(log_min + u_side[rows] * (log_max - log_min)).round().long()
@@ -368,12 +372,7 @@ def sample_pixelated(photos: Sequence[Photo], n: int, generator: torch.Generator
     # measured on a busy 2-core machine) than the work it takes over.
     torch.set_num_threads(1)
     try:
-        for index, photo in enumerate(tqdm(photos, desc=desc, unit="photo")):
-            rows = (which == index).nonzero().flatten()
-            if len(rows) == 0:
-                continue
-            with photo.open() as opened:
-                image = opened.convert("RGB")
+        for image, rows in _decoded(photos, which, desc):
             width, height = image.size
             short = min(width, height)
             sides = (short * scene_fraction ** (1 - u_side[rows])).clamp(min=PATCH_SIZE)
