@@ -1,15 +1,10 @@
 """Train the denoiser, validating, checkpointing and keeping the best weights every epoch.
 
-    python -m Miniproject_2.others.train --data data --epochs 11 --run results/runs/main \
-        --plain-mse --out results/runs/main/bestmodel.pth
-    python -m Miniproject_2.others.train --data data --epochs 18 --run results/runs/main-restart \
-        --plain-mse --lr 1e-3 --init results/runs/main/bestmodel.pth \
-        --out results/runs/main-restart/bestmodel.pth
-    python -m Miniproject_2.others.train --data data --epochs 6 --run results/runs/main-clipped \
-        --lr 5e-4 --init results/runs/main-restart/bestmodel.pth --out Miniproject_2/bestmodel.pth
+    python -m Miniproject_2.others.train --data data --epochs 10 --run results/runs/pixelation \
+        --out results/runs/pixelation/bestmodel.pth
 
-(the shipped weights: two schedules with plain MSE, then a restart with ``ClippedMSE``, the
-default loss since).
+(the shipped weights, copied to ``Miniproject_2/bestmodel.pth``; the weights trained on
+Gaussian noise before, and their runs, are in ``results/gaussian/``).
 
 A run folder holds ``checkpoint.pt`` (weights, optimizer state, progress: rewritten
 atomically after every epoch) and ``log.json`` (settings and every epoch's validation PSNR,
@@ -21,7 +16,7 @@ format, ``Model.state(training=True)``, with the optimizer's state and the epoch
 Settings other than the defaults make the ablations: ``--network baseline`` (the course's
 network), ``--widths``, ``--skip``, ``--activation``, ``--upsampling``, ``--lr``,
 ``--batch-size``, ``--no-symmetries``, ``--no-swap``, ``--n-train`` (a subset),
-``--clean-targets`` (Noise2Clean), ``--plain-mse`` (a loss blind to the targets' clipping),
+``--clean-targets`` (Noise2Clean), ``--clipped-mse`` (a loss for clipped Gaussian noise),
 ``--framework torch`` (the torch.nn twin trained by autograd with the same recipe).
 ``--init`` starts from saved weights instead of random ones, for a second schedule (a warm
 restart) whose peak is ``--lr``.
