@@ -96,7 +96,7 @@ def evaluate(sets, weights):
 
 def print_table(rows):
     weights = list(next(iter(rows.values()))['models'])
-    print('| noise | noisy | best filter | ' + ' | '.join(Path(w).name for w in weights) + ' |')
+    print('| noise | noisy | best filter | ' + ' | '.join(f'`{w}`' for w in weights) + ' |')
     print('|---|---|---|' + '---|' * len(weights))
     for name, row in rows.items():
         filter_cell = f"{row['best filter']['psnr']:.2f} ({row['best filter']['name']})"
