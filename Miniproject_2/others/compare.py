@@ -1,9 +1,9 @@
 """Side-by-side denoising comparison on the validation set.
 
-    python -m Miniproject_2.others.compare --data data --epochs 2 --seeds 0 \
+    python -m Miniproject_2.others.compare --data data --epochs 2 --seeds 0 1 \
         --bm3d-images 100 --out results/compare.json
 
-(the numbers in the README and the report; more seeds make the trained rows steadier).
+(the numbers in the README and the report).
 
 Trains, with the same recipe and the same budget (``--epochs`` over all training pairs),
 the shipped architecture in our framework (Noise2Noise), its torch.nn twin by autograd, the
