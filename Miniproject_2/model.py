@@ -313,17 +313,21 @@ def _windows(x, geometry, channels_last):
     return source.as_strided(shape, strides, source.storage_offset())
 
 
-def _patches(windows, block):
-    """The patch matrix of one chunk (see ``_blocks``), in one copy."""
-    first, end, first_row, end_row = block
-    chunk = windows[first:end, first_row:end_row]
-    return chunk.reshape(-1, chunk[0, 0, 0].numel())
-
-
-def _patch_blocks(windows):
-    """The chunks (see ``_blocks``) of the patch matrix that ``windows`` describes."""
+def _patch_matrices(windows):
+    """(span, patches) for each chunk (see ``_blocks``) of the patch matrix that ``windows``
+    describes: ``patches`` is the chunk's patch matrix, made in one copy, and ``span`` the
+    slice of the (N*Ho*Wo, ...) matrices' rows it covers. Every chunk is copied into the
+    same buffer, which stays in cache: a new tensor per chunk made the copies 1.5x slower."""
     n, ho, wo = windows.shape[:3]
-    return _blocks(n, ho, wo, windows[0, 0, 0].numel() * windows.element_size(), windows.device)
+    width = windows[0, 0, 0].numel()
+    blocks = _blocks(n, ho, wo, width * windows.element_size(), windows.device)
+    sizes = [(end - first) * (end_row - first_row) * wo for first, end, first_row, end_row in blocks]
+    buffer = windows.new_empty(max(sizes) * width)
+    for block, size in zip(blocks, sizes):
+        first, end, first_row, end_row = block
+        chunk = windows[first:end, first_row:end_row]
+        patches = buffer[:size * width].view(chunk.shape).copy_(chunk)
+        yield _pixel_rows(block, ho, wo), patches.view(size, width)
 
 
 def _weight_matrix(weight, channels_last):
@@ -348,9 +352,8 @@ def _conv_matmul(x, weight, bias, geometry, with_patches=None):
     n, ho, wo = windows.shape[:3]
     weight = _weight_matrix(weight, channels_last)
     out = x.new_empty(n * ho * wo, weight.shape[1])
-    for block in _patch_blocks(windows):
-        span = _pixel_rows(block, ho, wo)
-        rows, patches = out[span], _patches(windows, block)
+    for span, patches in _patch_matrices(windows):
+        rows = out[span]
         if bias is None:
             rows.addmm_(patches, weight, beta=0)
         else:  # starting from the bias (beta=1) rounds exactly as F.conv2d does on CPU
@@ -366,8 +369,8 @@ def _conv_weight_grad(x, grad, weight_grad, geometry):
     windows = _windows(x, geometry, channels_last)
     n, ho, wo = windows.shape[:3]
     total = grad.new_zeros(weight_grad[0].numel(), grad.shape[1])
-    for block in _patch_blocks(windows):
-        total.addmm_(_patches(windows, block).t(), grad[_pixel_rows(block, ho, wo)])
+    for span, patches in _patch_matrices(windows):
+        total.addmm_(patches.t(), grad[span])
     (kh, kw), *_ = geometry
     if channels_last:
         weight_grad += total.view(kh, kw, x.shape[1], -1).permute(3, 2, 0, 1)
@@ -778,11 +781,17 @@ class _Elementwise(Module):
         return gradwrtoutput * slope
 
 
+def _step(x):
+    """1 where x > 0, else 0, in x's dtype: sign then clamp ran 2.5x faster here than a
+    comparison converted from bool."""
+    return x.sign().clamp_min_(0)
+
+
 class ReLU(_Elementwise):
     """max(x, 0); derivative 1[x > 0]."""
 
     def _apply(self, x):
-        slope = (x > 0).to(x.dtype)
+        slope = _step(x)
         # clamp, not x * slope: -inf * 0 would be nan where torch.relu gives 0
         return (x.clamp_min_(0) if self.inplace else x.clamp_min(0)), slope
 
@@ -798,7 +807,7 @@ class LeakyReLU(_Elementwise):
         return f'negative_slope={self.negative_slope}' + (', inplace=True' if self.inplace else '')
 
     def _apply(self, x):
-        slope = (x > 0).to(x.dtype).mul_(1 - self.negative_slope).add_(self.negative_slope)
+        slope = _step(x).mul_(1 - self.negative_slope).add_(self.negative_slope)
         return (x.mul_(slope) if self.inplace else x * slope), slope
 
 
