@@ -1,6 +1,7 @@
 """Sequential, Concat and Residual against autograd on the same composition; gradient
 accumulation, zero_grad, state dicts (names, round trip, strict loading), printing."""
 import io
+import weakref
 
 import pytest
 import torch
@@ -115,6 +116,32 @@ def test_first_layer_without_input_grad_still_trains():
     assert lean.backward(grad) is None
     for name, g in named_grads(full).items():
         assert_close(named_grads(lean)[name], g, name)
+
+
+def test_a_forward_only_pass_computes_the_same_and_keeps_nothing():
+    torch.manual_seed(0)
+    network = Sequential(unet(), Upsampling(3, 3, 3))  # the second takes the plain path
+    x = random_tensor(0, (2, 3, 6, 6), torch.float32)
+    expected = network(x)
+    kept = weakref.ref(x)
+    assert network.requires_backward_(False) is network
+    assert_close(network(x), expected, 'forward-only output')
+    del x
+    assert kept() is None, 'a layer still holds its input after a forward-only pass'
+    with pytest.raises(ValueError, match='forward-only'):
+        network.backward(torch.ones_like(expected))
+    network.requires_backward_(True)
+    y = network(expected.new_ones(2, 3, 6, 6))
+    assert network.backward(torch.ones_like(y)).shape == (2, 3, 6, 6)
+
+
+def test_a_full_pass_keeps_the_input_for_backward():  # the check above can fail
+    network = unet()
+    x = random_tensor(0, (1, 3, 4, 4), torch.float32)
+    kept = weakref.ref(x)
+    network(x)
+    del x
+    assert kept() is not None
 
 
 # --------------------------------------------------------------------------------------

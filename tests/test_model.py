@@ -107,6 +107,20 @@ def test_uint8_and_float_agree(model):
     torch.testing.assert_close(model.predict(x[0]), batch[0], atol=1e-4, rtol=0)
 
 
+def test_predict_runs_forward_only_and_leaves_the_network_trainable(model, monkeypatch):
+    network = model.denoiser.network
+    seen = []
+    forward = network.forward
+    monkeypatch.setattr(network, 'forward',
+                        lambda x: seen.append(network.requires_backward) or forward(x))
+    model.predict(images(1, 3, 8, 8), symmetries=2)
+    assert seen == [False, False] and network.requires_backward
+    monkeypatch.setattr(network, 'forward', lambda x: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        model.predict(images(1, 3, 8, 8))
+    assert network.requires_backward, 'a failed predict left the network forward-only'
+
+
 def test_predict_leaves_its_input_alone(model):
     for dtype in (torch.uint8, torch.float32, torch.float64):
         x = images(2, 3, 9, 9, dtype=dtype)

@@ -98,9 +98,8 @@ class TwinDenoiser(ours.Denoiser):
         super().__init__(architecture, device)
         self.network = torch_twin(self.network).to(self.device)
 
-    def predict(self, images, **options):
-        with torch.no_grad():
-            return super().predict(images, **options)
+    def forward_only(self):
+        return torch.no_grad()
 
 
 class TwinTrainer(ours.Trainer):
