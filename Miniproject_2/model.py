@@ -781,7 +781,8 @@ class Upsampling(Module):
 # --------------------------------------------------------------------------------------
 
 class _Elementwise(Module):
-    """y = f(x) element-wise: ``_apply`` returns y and f'(x); backward multiplies by f'(x).
+    """y = f(x) element-wise: ``_apply(x, slope)`` returns y and, when ``slope``, f'(x) (a
+    forward-only pass skips it); backward multiplies by f'(x).
 
     ``inplace=True`` overwrites the input, as torch.nn's ``inplace``: for a network's own
     intermediate tensors, never for a caller's.
@@ -796,7 +797,7 @@ class _Elementwise(Module):
 
     def forward(self, input):
         self._check_floating(input)
-        output, slope = self._apply(input)
+        output, slope = self._apply(input, slope=self.requires_backward)
         self._saved = slope
         return output
 
@@ -815,8 +816,8 @@ def _step(x):
 class ReLU(_Elementwise):
     """max(x, 0); derivative 1[x > 0]."""
 
-    def _apply(self, x):
-        slope = _step(x)
+    def _apply(self, x, slope):
+        slope = _step(x) if slope else None
         # clamp, not x * slope: -inf * 0 would be nan where torch.relu gives 0
         return (x.clamp_min_(0) if self.inplace else x.clamp_min(0)), slope
 
@@ -831,8 +832,14 @@ class LeakyReLU(_Elementwise):
     def extra_repr(self):
         return f'negative_slope={self.negative_slope}' + (', inplace=True' if self.inplace else '')
 
-    def _apply(self, x):
-        slope = _step(x).mul_(1 - self.negative_slope).add_(self.negative_slope)
+    def _apply(self, x, slope):
+        a = self.negative_slope
+        if not slope:  # max(x, a x) for a <= 1, else min: two passes instead of five
+            scaled = x * a
+            if a <= 1:
+                return (x.clamp_min_(scaled) if self.inplace else x.maximum(scaled)), None
+            return (x.clamp_max_(scaled) if self.inplace else x.minimum(scaled)), None
+        slope = _step(x).mul_(1 - a).add_(a)
         return (x.mul_(slope) if self.inplace else x * slope), slope
 
 
@@ -846,7 +853,7 @@ class ELU(_Elementwise):
     def extra_repr(self):
         return f'alpha={self.alpha}' + (', inplace=True' if self.inplace else '')
 
-    def _apply(self, x):
+    def _apply(self, x, slope):  # the output is built from the slope: always computed
         positive = x > 0
         exp = x.clamp_max(0).exp()
         slope = exp.mul_(self.alpha).masked_fill_(positive, 1)   # a*e^x, or 1 where x > 0
@@ -858,11 +865,11 @@ class ELU(_Elementwise):
 class Sigmoid(_Elementwise):
     """1 / (1 + e^-x), evaluated through e^-|x| so it never overflows; derivative s(1 - s)."""
 
-    def _apply(self, x):
+    def _apply(self, x, slope):
         e = (-x.abs()).exp()
         s = (x >= 0).to(x.dtype).mul_(1 - e).add_(e).div_(1 + e)   # 1/(1+e) or e/(1+e)
         output = x.copy_(s) if self.inplace else s
-        return output, s * (1 - s)
+        return output, (s * (1 - s) if slope else None)
 
 
 # --------------------------------------------------------------------------------------

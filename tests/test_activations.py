@@ -66,6 +66,15 @@ def test_not_inplace_never_modifies_its_input(activation, shape, dtype, seed):
     assert y.data_ptr() != x.data_ptr() or x.numel() == 0
 
 
+@SETTINGS
+@given(activations(), shapes, dtypes, seeds, st.booleans())
+def test_a_forward_only_pass_gives_the_same_output(activation, shape, dtype, seed, inplace):
+    make, function = activation
+    x = with_zeros(random_tensor(seed, shape, dtype, 3.0))
+    module = make(inplace=inplace).requires_backward_(False)
+    assert_close(module(x.clone()), function(x), 'forward-only output')
+
+
 EXTREMES = [-float('inf'), -1e30, -1e4, -1000.0, -100.0, -30.0, -1.0, -1e-30, -0.0, 0.0,
             1e-30, 1.0, 30.0, 100.0, 1000.0, 1e4, 1e30, float('inf')]
 
@@ -87,7 +96,9 @@ def test_extreme_inputs_as_torch(make, function, dtype, inplace):
         y_ref.backward(torch.ones_like(y_ref))
     y = module.forward(x.clone())
     grad = module.backward(torch.ones_like(y))
-    for ours, theirs, what in ((y, y_ref.detach(), 'output'), (grad, x_ref.grad, 'gradient')):
+    forward_only = module.requires_backward_(False)(x.clone())
+    for ours, theirs, what in ((y, y_ref.detach(), 'output'), (grad, x_ref.grad, 'gradient'),
+                               (forward_only, y_ref.detach(), 'forward-only output')):
         assert not ours.isnan().any(), f'{what} has nan at {x[ours.isnan()].tolist()}'
         assert torch.equal(ours.isinf(), theirs.isinf()), f'{what}: inf where torch has none'
         assert_close(ours, theirs, what)
