@@ -338,13 +338,11 @@ def _patch_matrices(windows):
     n, ho, wo = windows.shape[:3]
     width = windows[0, 0, 0].numel()
     blocks = _blocks(n, ho, wo, width * windows.element_size(), windows.device)
-    sizes = [(end - first) * (end_row - first_row) * wo for first, end, first_row, end_row in blocks]
-    buffer = windows.new_empty(max(sizes) * width)
-    for block, size in zip(blocks, sizes):
-        first, end, first_row, end_row = block
-        chunk = windows[first:end, first_row:end_row]
-        patches = buffer[:size * width].view(chunk.shape).copy_(chunk)
-        yield _pixel_rows(block, ho, wo), patches.view(size, width)
+    chunks = [windows[first:end, first_row:end_row] for first, end, first_row, end_row in blocks]
+    buffer = windows.new_empty(max(chunk.numel() for chunk in chunks))
+    for block, chunk in zip(blocks, chunks):
+        patches = buffer[:chunk.numel()].view(chunk.shape).copy_(chunk)
+        yield _pixel_rows(block, ho, wo), patches.view(-1, width)
 
 
 def _weight_matrix(weight, channels_last):
