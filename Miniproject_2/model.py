@@ -691,6 +691,7 @@ class Upsampling(Module):
         self._parameters = self.conv._parameters  # the same Parameter objects
         if not bias:
             self.bias = None
+        self._taps = None
         self.use_phases = (scale_factor == 2 and self.conv.kernel_size == (3, 3) and
                            self.conv.stride == (1, 1) and self.conv.padding == (1, 1) and
                            self.conv.dilation == (1, 1))
@@ -737,11 +738,21 @@ class Upsampling(Module):
                                  (s_n, s_a, s_a + s_r, s_b, s_b + s_t, s_o),
                                  phases.storage_offset())
 
+    def _taps_matrix(self):
+        """``_phase_taps`` as a (4, 3) matrix on the weight's device and dtype, built once:
+        a tensor made from a list is copied from the host, which on a GPU waits for the
+        queued kernels on every pass."""
+        weight = self.weight
+        if (self._taps is None or self._taps.device != weight.device
+                or self._taps.dtype != weight.dtype):
+            self._taps = _phase_taps(weight).view(4, 3)
+        return self._taps
+
     def _phase_weight(self):
         """(O, C, 3, 3) weight -> (4*O, C, 2, 2) phase kernels taps[r] @ w @ taps[t]^T, as
         two matrix products over all channels at once."""
         o, c = self.conv.out_channels, self.conv.in_channels
-        taps = _phase_taps(self.weight).view(4, 3)                     # rows (r, p)
+        taps = self._taps_matrix()                                      # rows (r, p)
         rows = taps @ self.weight.permute(2, 0, 1, 3).reshape(3, -1)   # (r p, o c j)
         both = rows.view(-1, 3) @ taps.t()                             # (r p o c, t q)
         return both.view(2, 2, o, c, 2, 2).permute(0, 4, 2, 3, 1, 5).reshape(4 * o, c, 2, 2)
@@ -764,7 +775,7 @@ class Upsampling(Module):
         grad_phase_w = x.new_zeros(4 * o, c, 2, 2)
         dx = _conv_backward(x, phase_grad, phase_weight, grad_phase_w,
                             self._PHASE_GEOMETRY, self.compute_input_grad)
-        taps = _phase_taps(self.weight).view(4, 3)
+        taps = self._taps_matrix()
         by_phase = grad_phase_w.view(2, 2, o, c, 2, 2)                  # (r, t, o, c, p, q)
         columns = by_phase.permute(0, 4, 2, 3, 1, 5).reshape(-1, 4) @ taps   # (r p o c, j)
         grad_w = taps.t() @ columns.view(4, -1)                         # (i, o c j)

@@ -105,3 +105,16 @@ def test_assigning_a_tensor_makes_a_new_parameter():
     conv.weight = weight
     assert conv.weight is weight and conv.param()[0][0] is weight
     assert not conv.forward(torch.ones(1, 2, 3, 3)).sub(conv.bias.view(1, 3, 1, 1)).any()
+
+
+def test_upsampling_used_before_a_change_of_dtype_follows_it():
+    torch.manual_seed(0)
+    ours = Upsampling(2, 3, 3, scale_factor=2, padding=1)
+    ours.forward(torch.rand(1, 2, 4, 4))  # builds what the float32 pass needs
+    ours.to(torch.float64)
+    twin = torch_twin(ours).double()
+    x = torch.rand(1, 2, 4, 4, dtype=torch.float64)
+    torch.testing.assert_close(ours.forward(x), twin(x).detach())
+    ours.backward(torch.ones(1, 3, 8, 8, dtype=torch.float64))
+    twin(x).sum().backward()
+    torch.testing.assert_close(ours.param()[0][1], twin[1].weight.grad)
