@@ -817,8 +817,8 @@ class _Elementwise(Module):
 
 
 def _step(x):
-    """1 where x > 0, else 0, in x's dtype: sign then clamp ran 2.5x faster here than a
-    comparison converted from bool."""
+    """1 where x > 0, else 0, in x's dtype: on a 32x24x32x32 tensor here, sign (0.11 ms)
+    and an in-place clamp (0.03 ms) against 0.49 ms for a comparison converted from bool."""
     return x.sign().clamp_min_(0)
 
 
@@ -1331,7 +1331,7 @@ class Denoiser:
         square (1..8, a self-ensemble: each sees the noise in another orientation, so errors
         partly cancel; 1 is the network alone, 8 times faster). ``tile``: larger images go
         through the network tile by tile (seamlessly; tiles overlap by their context
-        margins, so a 512x512 image in tiles of 256 took 1.6x as long as whole).
+        margins, so a 512x512 image in tiles of 256 took 1.4-1.6x as long as whole).
         ``pixels_per_pass``: images per pass so that a pass sees about this many pixels
         (bounds memory). The network runs forward only (``Module.requires_backward_``).
         ``progress(done, total)``, if given, is called after each pass of the network."""
@@ -1365,12 +1365,14 @@ class Denoiser:
     @contextmanager
     def forward_only(self):
         """A context in which the network keeps nothing for backward
-        (``Module.requires_backward_``); ``predict`` runs in it."""
+        (``Module.requires_backward_``); ``predict`` runs in it. The setting is restored
+        on exit."""
+        previous = self.network.requires_backward
         self.network.requires_backward_(False)
         try:
             yield
         finally:
-            self.network.requires_backward_(True)
+            self.network.requires_backward_(previous)
 
     def _denoise_batch(self, batch, output, network, symmetries, tile):
         """``output`` = the mean over ``symmetries`` of the tiled network on ``batch``."""
