@@ -297,13 +297,11 @@ def _is_channels_last(x):
 
 
 def _zero_padded(image, ph, pw):
-    """(N, H, W, C) -> a new (N, H+2ph, W+2pw, C) tensor with zero borders (only they are
-    filled: zeroing the whole tensor first would write it twice)."""
+    """(N, H, W, C) -> a new (N, H+2ph, W+2pw, C) tensor with zero borders. Zeroing it all
+    first writes the interior twice, yet in the U-Net's step it was 4% faster than filling
+    only the borders: a side border is N*H runs of pw*C values, which fill slowly."""
     n, h, w, c = image.shape
-    out = image.new_empty(n, h + 2 * ph, w + 2 * pw, c)
-    for border in (out[:, :ph], out[:, ph + h:], out[:, ph:ph + h, :pw],
-                   out[:, ph:ph + h, pw + w:]):
-        border.zero_()
+    out = image.new_zeros(n, h + 2 * ph, w + 2 * pw, c)
     out[:, ph:ph + h, pw:pw + w] = image
     return out
 
