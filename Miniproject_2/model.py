@@ -845,7 +845,10 @@ class LeakyReLU(_Elementwise):
             if a <= 1:
                 return (x.clamp_min_(scaled) if self.inplace else x.maximum(scaled)), None
             return (x.clamp_max_(scaled) if self.inplace else x.minimum(scaled)), None
-        slope = _step(x).mul_(1 - a).add_(a)
+        if 0 <= a <= 1:  # sign(x) is -1, 0 or 1: clamped to [a, 1], the slope in two passes
+            slope = x.sign().clamp_(a, 1)
+        else:
+            slope = _step(x).mul_(1 - a).add_(a)
         return (x.mul_(slope) if self.inplace else x * slope), slope
 
 
