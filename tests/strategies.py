@@ -29,6 +29,8 @@ Pair = Tuple[int, int]
 dtypes = st.sampled_from([torch.float32, torch.float64])
 seeds = st.integers(0, 2 ** 31 - 1)
 channels = st.integers(1, 4)
+# Output channels of the layers whose channels-last GEMM computes two pixels per row.
+narrow_channels = st.integers(9, 24)
 # None: a single unbatched (C, H, W) image; otherwise the batch size.
 batches = st.one_of(st.none(), st.just(1), st.integers(2, 3))
 
@@ -99,11 +101,12 @@ def _min_size(kernel, padding, dilation, scale=1):
 
 @st.composite
 def conv_geometries(draw, kernel_size=kernel_sizes, stride=strides, padding=paddings,
-                    dilation=dilations, batch=batches, extra=6):
+                    dilation=dilations, batch=batches, out_channels=channels, extra=6):
     """Conv2d geometries with a non-empty output."""
     k, s, p, d = draw(kernel_size), draw(stride), draw(padding), draw(dilation)
     h0, w0 = _min_size(k[0], p[0], d[0]), _min_size(k[1], p[1], d[1])
-    return Geometry(batch=draw(batch), in_channels=draw(channels), out_channels=draw(channels),
+    return Geometry(batch=draw(batch), in_channels=draw(channels),
+                    out_channels=draw(out_channels),
                     height=draw(st.integers(h0, h0 + extra)),
                     width=draw(st.integers(w0, w0 + extra)),
                     kernel_size=k, stride=s, padding=p, dilation=d)
@@ -111,7 +114,8 @@ def conv_geometries(draw, kernel_size=kernel_sizes, stride=strides, padding=padd
 
 @st.composite
 def transpose_geometries(draw, kernel_size=kernel_sizes, stride=strides, padding=paddings,
-                         dilation=dilations, batch=batches, extra=5):
+                         dilation=dilations, batch=batches, in_channels=channels,
+                         out_channels=channels, extra=5):
     """TransposeConv2d geometries: output_padding < stride, and an input large enough for a
     non-empty output. (torch also allows stride <= output_padding < dilation; the layer may
     refuse that corner case, see test_layers.py.)"""
@@ -123,7 +127,8 @@ def transpose_geometries(draw, kernel_size=kernel_sizes, stride=strides, padding
         return max(1, 1 + -(-needed // s[i]))
 
     h0, w0 = min_size(0), min_size(1)
-    return Geometry(batch=draw(batch), in_channels=draw(channels), out_channels=draw(channels),
+    return Geometry(batch=draw(batch), in_channels=draw(in_channels),
+                    out_channels=draw(out_channels),
                     height=draw(st.integers(h0, h0 + extra)),
                     width=draw(st.integers(w0, w0 + extra)),
                     kernel_size=k, stride=s, padding=p, dilation=d, output_padding=op)

@@ -8,8 +8,9 @@ from hypothesis import given, strategies as st
 from Miniproject_2 import model as model_module
 from Miniproject_2.model import Conv2d, NearestUpsampling, TransposeConv2d, Upsampling
 from oracle import assert_close, check_against_autograd, named_grads
-from strategies import (FEW, SETTINGS, batches, channels, conv_geometries, dtypes, phase_geometries,
-                        random_tensor, seeds, transpose_geometries, upsampling_geometries)
+from strategies import (FEW, SETTINGS, batches, channels, conv_geometries, dtypes,
+                        narrow_channels, phase_geometries, random_tensor, seeds,
+                        transpose_geometries, upsampling_geometries)
 
 
 def conv(g, dtype, bias=True):
@@ -52,6 +53,33 @@ def test_transpose_conv2d_matches_autograd(g, dtype, bias, channels_last, seed):
     module = transpose_conv(g, dtype, bias)
     x = in_layout(random_tensor(seed, g.input_shape, dtype), channels_last)
     check_against_autograd(module, x, seed + 1)
+
+
+# Where one row of the channels-last patch matrix computes two neighbouring output pixels:
+# 9 to 24 output channels (input channels, for TransposeConv2d's backward), kernels at least
+# 3 wide, stride and dilation 1 across; even output widths pair, odd ones do not.
+pairing_kernels = st.tuples(st.integers(1, 5), st.integers(3, 5))
+pairing_strides = st.tuples(st.integers(1, 3), st.just(1))
+pairing_dilations = st.tuples(st.integers(1, 2), st.just(1))
+
+
+@SETTINGS
+@given(conv_geometries(kernel_size=pairing_kernels, stride=pairing_strides,
+                       dilation=pairing_dilations, out_channels=narrow_channels),
+       dtypes, st.booleans(), seeds)
+def test_narrow_channels_last_conv2d_matches_autograd(g, dtype, bias, seed):
+    x = in_layout(random_tensor(seed, g.input_shape, dtype), channels_last=True)
+    check_against_autograd(conv(g, dtype, bias), x, seed + 1)
+
+
+@SETTINGS
+@given(transpose_geometries(kernel_size=pairing_kernels, stride=st.just((1, 1)),
+                            dilation=pairing_dilations, in_channels=narrow_channels,
+                            out_channels=narrow_channels),
+       dtypes, st.booleans(), seeds)
+def test_narrow_channels_last_transpose_conv2d_matches_autograd(g, dtype, bias, seed):
+    x = in_layout(random_tensor(seed, g.input_shape, dtype), channels_last=True)
+    check_against_autograd(transpose_conv(g, dtype, bias), x, seed + 1)
 
 
 @pytest.mark.parametrize('shape, make', [
