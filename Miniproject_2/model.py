@@ -367,9 +367,10 @@ def _weight_matrix(weight, channels_last, pixels=1):
     column block t holds the weight shifted right by t taps, zeros elsewhere.
 
     Contiguous for channel-first input: MKL rounds a transposed operand differently, and
-    with this layout small products match F.conv2d bit for bit. For channels-last input
-    with under 16 output channels, the transposed view of a contiguous (O, C*kh*kw) matrix:
-    MKL multiplies by a narrow row-major matrix slowly (4x slower at 3 columns here)."""
+    with this layout small products match F.conv2d bit for bit. For channels-last input,
+    the transposed view of a (O, kh*kw*C) matrix: MKL multiplies by a narrow row-major
+    matrix slowly (4x slower at 3 columns here), by a transposed one as fast, and that
+    matrix is free when the weight is such a view already (see ``_conv_input_grad``)."""
     o, c, kh, kw = weight.shape
     if pixels > 1:
         wide = weight.new_zeros(kh, kw + pixels - 1, c, pixels, o)
@@ -377,10 +378,9 @@ def _weight_matrix(weight, channels_last, pixels=1):
         for t in range(pixels):
             wide[:, t:t + kw, :, t] = taps
         return wide.view(-1, pixels * o)
-    if channels_last and o < 16:
+    if channels_last:
         return weight.permute(0, 2, 3, 1).reshape(o, -1).t()
-    order = (2, 3, 1, 0) if channels_last else (1, 2, 3, 0)
-    return weight.permute(order).contiguous().view(-1, o)
+    return weight.permute(1, 2, 3, 0).contiguous().view(-1, o)
 
 
 def _conv_matmul(x, weight, bias, geometry, with_patches=None):
@@ -446,8 +446,9 @@ def _conv_input_grad(weight, grad, shape, geometry, with_patches=None):
     ho, wo = _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw)
     flipped_geometry = _flipped_geometry(geometry)
     if flipped_geometry is not None:
-        # dx[y, x] = sum_ij W[:, :, i, j]^T dY[y + p - i*d, x + p - j*d]
-        flipped = weight.flip(2, 3).transpose(0, 1)
+        # dx[y, x] = sum_ij W[:, :, i, j]^T dY[y + p - i*d, x + p - j*d]. The flipped
+        # kernel, (C, O, kh, kw), is made (C, kh, kw, O) in memory in one copy.
+        flipped = weight.permute(1, 2, 3, 0).flip(1, 2).permute(0, 3, 1, 2)
         dy = _image_view(grad, n, ho, wo)
         return _image_view(_conv_matmul(dy, flipped, None, flipped_geometry, with_patches),
                            n, h, w)
