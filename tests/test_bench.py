@@ -56,3 +56,19 @@ def test_bench_refuses_fewer_than_one(flag, capsys):
     with pytest.raises(SystemExit):
         bench.main([flag, '0'])
     assert 'at least 1' in capsys.readouterr().err
+
+
+def test_layer_timings_cover_each_distinct_convolution_once():
+    torch.manual_seed(0)
+    network = Model(widths=(8, 8)).denoiser.network
+    layers = bench.convolution_layers(network, batch=2, size=16)
+    found = [(type(layer).__name__, shape) for layer, shape in layers]
+    assert found == [('Conv2d', (2, 3, 16, 16)), ('Conv2d', (2, 8, 16, 16)),  # level 0
+                     ('Conv2d', (2, 8, 16, 16)), ('Conv2d', (2, 8, 8, 8)),    # down, level 1
+                     ('Upsampling', (2, 8, 8, 8)),
+                     ('Conv2d', (2, 16, 16, 16)), ('Conv2d', (2, 8, 16, 16))]  # after the skip
+    assert layers[1][0].stride == (1, 1) and layers[2][0].stride == (2, 2)
+    assert all('forward' not in vars(layer) for layer, _ in layers)  # recording undone
+    rows = bench.layer_timings(network, repeats=1, batch=2, size=16)
+    assert [row['input'] for row in rows] == [list(shape) for _, shape in found]
+    assert all(row['forward_ratio'] > 0 and row['step_ratio'] > 0 for row in rows)

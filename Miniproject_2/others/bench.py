@@ -13,6 +13,13 @@ from a wrong result), then times, interleaved, the median of repeats after a war
 
 and records how much memory each of our runs adds at its peak (Linux's peak RSS).
 
+    python -m Miniproject_2.others.bench --layers --out results/bench_layers.json
+
+times instead, in this process, each distinct convolution layer of the shipped network on
+the input it sees in a batch-32 training step (forward, and forward with backward) against
+its torch.nn twin in channels_last, and MKL's GEMM rate on a full-resolution chunk's
+shape by the number of output columns: where the remaining time goes.
+
 torch runs in both memory layouts: contiguous NCHW, and channels-last (model and input
 converted with ``memory_format=torch.channels_last``), where oneDNN's direct convolutions
 made its U-Net step about 1.4x faster here. Ours gets what ``Model`` feeds its network,
@@ -195,6 +202,90 @@ def benchmark(name, model, repeats):
 
 
 NETWORKS = ('baseline', 'shipped')
+CONVOLUTIONS = (ours.Conv2d, ours.TransposeConv2d, ours.Upsampling)
+
+
+def convolution_layers(network, batch=32, size=32):
+    """(layer, input shape) for each distinct convolution layer of ``network`` (type,
+    settings and input shape), in forward order, for a (batch, 3, size, size) input."""
+    def leaves(module):
+        if isinstance(module, ours.Sequential):
+            for child in module:
+                yield from leaves(child)
+        else:
+            yield module
+    layers = [module for module in leaves(network) if isinstance(module, CONVOLUTIONS)]
+    shapes = {}
+    for layer in layers:  # record each layer's input on one forward pass
+        def recording(input, layer=layer, forward=layer.forward):
+            shapes[id(layer)] = tuple(input.shape)
+            return forward(input)
+        layer.forward = recording
+    try:
+        network(torch.rand(batch, 3, size, size))
+    finally:
+        for layer in layers:
+            del layer.forward
+    distinct = {}
+    for layer in layers:
+        distinct.setdefault((repr(layer), shapes[id(layer)]), (layer, shapes[id(layer)]))
+    return list(distinct.values())
+
+
+def layer_timings(network, repeats, batch=32, size=32):
+    """Per distinct convolution layer (on a (batch, 3, size, size) input): ours and its
+    torch.nn twin (channels_last), forward and forward + backward (the input gradient only
+    where the layer computes one, as in the network), medians of ``repeats`` interleaved."""
+    rows = []
+    for layer, shape in convolution_layers(network, batch, size):
+        x = _channels_last(torch.rand(shape))
+        grad = _channels_last(torch.rand(layer(x).shape))
+        twin = torch_twin(layer).to(memory_format=torch.channels_last)
+        x_twin = x.clone().requires_grad_(layer.compute_input_grad)
+
+        def ours_step(layer=layer, x=x, grad=grad):
+            layer(x)
+            layer.backward(grad)
+
+        def torch_forward(twin=twin, x=x):
+            with torch.no_grad():
+                twin(x)
+
+        def torch_step(twin=twin, x=x_twin, grad=grad):
+            twin(x).backward(grad)
+        forward, forward_twin, step, step_twin = median_seconds(
+            [lambda layer=layer, x=x: layer(x), torch_forward, ours_step, torch_step], repeats)
+        layer.zero_grad()
+        rows.append({'layer': repr(layer), 'input': list(shape),
+                     'ours_forward_ms': forward * 1e3, 'torch_forward_ms': forward_twin * 1e3,
+                     'forward_ratio': forward / forward_twin,
+                     'ours_step_ms': step * 1e3, 'torch_step_ms': step_twin * 1e3,
+                     'step_ratio': step / step_twin})
+        print(f'{rows[-1]["layer"]:60.60s} {str(shape):18s} forward {forward * 1e3:6.2f} ms '
+              f'({rows[-1]["forward_ratio"]:.2f}x torch)  with backward {step * 1e3:6.2f} ms '
+              f'({rows[-1]["step_ratio"]:.2f}x)', file=sys.stderr)
+    return rows
+
+
+def gemm_gflops(repeats, rows=2048, depth=216, widths=(24, 32, 48)):
+    """MKL's GFLOP/s on (rows x depth) @ (depth x width) by output width: a chunk of a
+    full-resolution 24-channel 3x3 convolution's patch matrix times its weight matrix."""
+    rates = {}
+    for width in widths:
+        a, b, out = torch.rand(rows, depth), torch.rand(depth, width), torch.empty(rows, width)
+        seconds, = median_seconds([lambda: out.addmm_(a, b, beta=0)], repeats * 10)
+        rates[width] = 2 * rows * depth * width / seconds / 1e9
+        print(f'GEMM {rows}x{depth} @ {depth}x{width}: {rates[width]:.0f} GFLOP/s', file=sys.stderr)
+    return rates
+
+
+def measure_layers(repeats):
+    torch.manual_seed(0)
+    network = ours.Model().denoiser.network
+    return {'machine': {'cpu': platform.processor() or platform.machine(),
+                        'threads': torch.get_num_threads(), 'torch': torch.__version__},
+            'batch': 32, 'layers': layer_timings(network, repeats),
+            'gemm_gflops_by_width': gemm_gflops(repeats)}
 
 
 def measure(repeats):
@@ -238,7 +329,10 @@ def measure_in_fresh_processes(runs, repeats):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--out', default='results/bench.json', help='JSON file to write')
+    parser.add_argument('--out', help='JSON file to write (default: results/bench.json, '
+                        'or results/bench_layers.json with --layers)')
+    parser.add_argument('--layers', action='store_true',
+                        help='time each convolution layer and MKL GEMM shapes instead')
     parser.add_argument('--repeats', type=int, default=7,
                         help='timed repeats of each case in each process')
     parser.add_argument('--runs', type=int, default=5,
@@ -246,7 +340,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.runs < 1 or args.repeats < 1:
         parser.error('--runs and --repeats must be at least 1')
-    if args.runs == 1:
+    out = args.out or ('results/bench_layers.json' if args.layers else 'results/bench.json')
+    if args.layers:
+        report = measure_layers(args.repeats)
+    elif args.runs == 1:
         report = measure(args.repeats)
     else:
         report = measure_in_fresh_processes(args.runs, args.repeats)
@@ -256,9 +353,9 @@ def main(argv=None):
                       f'{entry["ratio_nchw"]:.2f}, channels_last {entry["ratio_channels_last"]:.2f})'
                       '  runs ' + ' '.join(f'{ratio:.2f}' for ratio in entry['ratios']),
                       file=sys.stderr)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1, default=list) + '\n')
-    print(f'wrote {args.out}')
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=1, default=list) + '\n')
+    print(f'wrote {out}')
 
 
 if __name__ == '__main__':
