@@ -11,6 +11,7 @@ Reads (paths relative to ``--root``, the repository root by default):
 - ``results/families.json``            the noise-family table (families.py);
 - ``results/ablations.json``           the ablations (ablate.py);
 - ``results/bench.json``               speed against torch.nn in both memory layouts (bench.py);
+- ``results/bench_layers.json``        per-layer speed and MKL's GEMM rates (bench.py --layers);
 - ``results/gaussian/compare.json``    the history: what the project measured on Gaussian noise;
 - ``Miniproject_2/bestmodel.pth``, ``data/val_data.pkl`` and the scikit-image wheel cached
   in ``data/cache/``                   for the denoising examples.
@@ -848,6 +849,20 @@ def bench_numbers(root, numbers, out):
     path.write_text('\n'.join(rows) + '\n')
 
 
+def bench_layer_numbers(root, numbers):
+    """From results/bench_layers.json: the range of our forward time / torch's over the
+    plain convolutions and over the upsampling layers, and MKL's GEMM rate by width."""
+    report = read_json(root / 'results/bench_layers.json')
+    layers = get(report, 'layers') or []
+    for kind, stem in (('Conv2d', 'Conv'), ('Upsampling', 'Up')):
+        ratios = [row['forward_ratio'] for row in layers if row['layer'].startswith(kind + '(')]
+        numbers[f'benchLayers{stem}ForwardMin'] = fmt(min(ratios) if ratios else None)
+        numbers[f'benchLayers{stem}ForwardMax'] = fmt(max(ratios) if ratios else None)
+    rates = get(report, 'gemm_gflops_by_width') or {}
+    for width, name in (('24', 'TwentyFour'), ('32', 'ThirtyTwo'), ('48', 'FortyEight')):
+        numbers[f'benchGemm{name}'] = fmt(rates.get(width), 0)
+
+
 # --------------------------------------------------------------------------------------
 # History: the Gaussian-noise stand-in
 # --------------------------------------------------------------------------------------
@@ -990,6 +1005,7 @@ def main(argv=None):
     families_numbers(root, numbers, out)
     ablation_numbers(root, numbers, out)
     bench_numbers(root, numbers, out)
+    bench_layer_numbers(root, numbers)
     history_numbers(root, numbers)
     examples(root, numbers, out)
     numbers.write(out / 'numbers.tex')
