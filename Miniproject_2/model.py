@@ -298,7 +298,7 @@ def _is_channels_last(x):
 
 def _zero_padded(image, ph, pw):
     """(N, H, W, C) -> a new (N, H+2ph, W+2pw, C) tensor with zero borders. Zeroing it all
-    first writes the interior twice, yet in the U-Net's step it was 4% faster than filling
+    first writes the interior twice, yet in the U-Net's step it was 2-4% faster than filling
     only the borders: a side border is N*H runs of pw*C values, which fill slowly."""
     n, h, w, c = image.shape
     out = image.new_zeros(n, h + 2 * ph, w + 2 * pw, c)
@@ -337,10 +337,10 @@ def _pixels_per_row(out_channels, wo, geometry, channels_last):
     across, even output width), else 1.
 
     A pair's window is kw + 1 columns wide and its weight matrix has 2*O columns, zero
-    where a tap misses its pixel: a third more multiply-adds for kw = 3, but MKL ran the
-    GEMM with 48 columns 1.6x faster than with 24 (339 vs 204 GFLOP/s here, 24 running as
-    slowly as 32), the patch matrix is a third smaller, and (N*Ho*Wo/2, 2*O) rows are the
-    (N*Ho*Wo, O) output in the same memory. The U-Net's step took 2-5% less time."""
+    where a tap misses its pixel: a third more multiply-adds for kw = 3, but MKL runs a
+    chunk's GEMM with 48 columns about 1.6x faster than with 24 (``bench --layers``), the
+    patch matrix is a third smaller, and (N*Ho*Wo/2, 2*O) rows are the (N*Ho*Wo, O) output
+    in the same memory. The U-Net's step took 1-5% less time."""
     (_, kw), (_, sw), _, (_, dw) = geometry
     narrow = channels_last and 8 < out_channels <= 24
     return 2 if narrow and kw >= 3 and sw == dw == 1 and wo % 2 == 0 else 1
@@ -387,7 +387,7 @@ def _conv_matmul(x, weight, bias, geometry, with_patches=None):
     """Y = X W^T + b as an (N*Ho*Wo, O) matrix, for the (O, C, kh, kw) ``weight``.
     ``with_patches(span, patches)``, if given, is also called on each chunk's patch matrix
     while it is in cache (``span``: the slice of Y's rows the chunk computes); its rows are
-    then single pixels."""
+    then single pixels (pairs there gave no measurable gain)."""
     channels_last = _is_channels_last(x)
     (_, kw), (_, sw), (_, pw), (_, dw) = geometry
     o = weight.shape[0]
@@ -782,8 +782,8 @@ class Upsampling(Module):
     def _phase_weight(self):
         """(O, C, 3, 3) weight -> (4*O, C, 2, 2) phase kernels taps[r] @ w @ taps[t]^T, as
         two batched matrix products over all channels, stored (r, t, o, p, q, c): the
-        channels-last weight matrix is then a view (this took a fifth to a half of the time
-        of products over other axes, whose results needed copies with scattered reads)."""
+        channels-last weight matrix is then a view (4.5x faster on a 128 -> 64 layer than
+        products over other axes, whose results needed copies with scattered reads)."""
         o, c = self.conv.out_channels, self.conv.in_channels
         taps = self._taps_matrix()                                         # ((r, p), i)
         by_tap = self.weight.permute(0, 2, 3, 1).reshape(o * 3, 3, c)      # (o i, j, c)
