@@ -268,6 +268,14 @@ def chunk_bytes(device):
     return 2 << 20 if device.type == 'cpu' else None
 
 
+def pixel_pairs(device):
+    """Whether narrow channels-last convolutions on ``device`` compute two neighbouring
+    pixels per row of their patch matrix (see ``_pixels_per_row``): on a CPU, where MKL's
+    GEMMs with 24 columns ran 1.6x slower per multiply-add than with 48; elsewhere that is
+    unmeasured, so not."""
+    return device.type == 'cpu'
+
+
 def _out_size(size, kernel, stride, padding, dilation):
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
@@ -331,10 +339,10 @@ def _windows(x, geometry, channels_last, pixels=1):
     return source.as_strided(shape, strides, source.storage_offset())
 
 
-def _pixels_per_row(out_channels, wo, geometry, channels_last):
+def _pixels_per_row(out_channels, wo, geometry, channels_last, device):
     """How many neighbouring output pixels one row of the patch matrix computes: 2 for a
-    narrow channels-last layer (9 to 24 output channels, kw >= 3, stride and dilation 1
-    across, even output width), else 1.
+    narrow channels-last layer where ``pixel_pairs(device)`` (9 to 24 output channels,
+    kw >= 3, stride and dilation 1 across, even output width), else 1.
 
     A pair's window is kw + 1 columns wide and its weight matrix has 2*O columns, zero
     where a tap misses its pixel: a third more multiply-adds for kw = 3, but MKL runs a
@@ -342,7 +350,7 @@ def _pixels_per_row(out_channels, wo, geometry, channels_last):
     patch matrix is a third smaller, and (N*Ho*Wo/2, 2*O) rows are the (N*Ho*Wo, O) output
     in the same memory. The U-Net's step took 1-5% less time."""
     (_, kw), (_, sw), _, (_, dw) = geometry
-    narrow = channels_last and 8 < out_channels <= 24
+    narrow = channels_last and pixel_pairs(device) and 8 < out_channels <= 24
     return 2 if narrow and kw >= 3 and sw == dw == 1 and wo % 2 == 0 else 1
 
 
@@ -392,7 +400,7 @@ def _conv_matmul(x, weight, bias, geometry, with_patches=None):
     (_, kw), (_, sw), (_, pw), (_, dw) = geometry
     o = weight.shape[0]
     pixels = 1 if with_patches is not None else _pixels_per_row(
-        o, _out_size(x.shape[3], kw, sw, pw, dw), geometry, channels_last)
+        o, _out_size(x.shape[3], kw, sw, pw, dw), geometry, channels_last, x.device)
     windows = _windows(x, geometry, channels_last, pixels)
     rows = windows.shape[0] * windows.shape[1] * windows.shape[2]
     weight = _weight_matrix(weight, channels_last, pixels)

@@ -11,7 +11,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from Miniproject_2 import model as model_module
-from Miniproject_2.model import MSE, Adam, Model, chunk_bytes
+from Miniproject_2.model import MSE, Adam, Model, chunk_bytes, pixel_pairs
 
 META = torch.device('meta')
 
@@ -38,7 +38,7 @@ def test_the_watch_catches_a_tensor_on_the_default_device():
             x.t().mm(torch.ones(3, 4))  # meta's mm alone would not complain
 
 
-ARCHITECTURES = [dict(widths=(8, 8, 8)),
+ARCHITECTURES = [dict(widths=(12, 8, 8)),  # 12 channels: pixel pairs where they are on
                  dict(widths=(8, 8), upsampling='transpose', skip='add', residual=False,
                       activation='elu'),
                  dict(network='baseline', widths=(8,))]
@@ -54,8 +54,9 @@ def meta_model(architecture):
 @pytest.mark.parametrize('architecture', ARCHITECTURES, ids=['unet', 'variant', 'baseline'])
 @pytest.mark.parametrize('chunks', ['device', 'small'])
 def test_training_step_on_the_meta_device(architecture, chunks, monkeypatch):
-    if chunks == 'small':  # the CPU's chunk loops, a few pixel rows at a time
+    if chunks == 'small':  # the CPU's chunk loops, a few pixel rows at a time, and pairs
         monkeypatch.setattr(model_module, 'chunk_bytes', lambda device: 4096)
+        monkeypatch.setattr(model_module, 'pixel_pairs', lambda device: True)
     network = meta_model(architecture).denoiser.network
     x, y = torch.empty(4, 3, 16, 16, device=META), torch.empty(4, 3, 16, 16, device=META)
     with OnlyOn(META):
@@ -70,7 +71,8 @@ def test_training_step_on_the_meta_device(architecture, chunks, monkeypatch):
 
 
 @pytest.mark.parametrize('architecture', ARCHITECTURES, ids=['unet', 'variant', 'baseline'])
-def test_predict_on_the_meta_device(architecture):
+def test_predict_on_the_meta_device(architecture, monkeypatch):
+    monkeypatch.setattr(model_module, 'pixel_pairs', lambda device: True)  # as on a CPU
     model = meta_model(architecture)
     images = torch.empty(2, 3, 100, 90, dtype=torch.uint8, device=META)
     with OnlyOn(META):  # tiles of 16 so that predict pads and tiles a 100x90 image
@@ -82,3 +84,8 @@ def test_chunks_fit_a_cpu_cache_and_span_the_batch_elsewhere():
     assert chunk_bytes(torch.device('cpu')) == 2 << 20
     assert chunk_bytes(torch.device('cuda')) is None
     assert chunk_bytes(META) is None
+
+
+def test_pixel_pairs_only_where_measured():
+    assert pixel_pairs(torch.device('cpu'))
+    assert not pixel_pairs(torch.device('cuda')) and not pixel_pairs(META)
