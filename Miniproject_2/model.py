@@ -377,8 +377,8 @@ def _weight_matrix(weight, channels_last, pixels=1):
     Contiguous for channel-first input: MKL rounds a transposed operand differently, and
     with this layout small products match F.conv2d bit for bit. For channels-last input,
     the transposed view of a (O, kh*kw*C) matrix: MKL multiplies by a narrow row-major
-    matrix slowly (4x slower at 3 columns here), by a transposed one as fast, and that
-    matrix is free when the weight is such a view already (see ``_conv_input_grad``)."""
+    matrix slowly (4x slower at 3 columns here), by a wide one no faster than by this
+    view, and the view is free when the weight is laid out so (see ``_conv_input_grad``)."""
     o, c, kh, kw = weight.shape
     if pixels > 1:
         wide = weight.new_zeros(kh, kw + pixels - 1, c, pixels, o)
@@ -408,7 +408,7 @@ def _conv_matmul(x, weight, bias, geometry, with_patches=None):
         out = x.new_empty(o, rows).t()
     else:
         out = x.new_empty(rows, pixels * o)
-    if bias is not None:
+    if bias is not None and pixels > 1:  # one bias per pixel of a row
         bias = bias.repeat(pixels)
     for span, patches in _patch_matrices(windows):
         chunk = out[span]
