@@ -503,6 +503,19 @@ def _conv_backward(x, grad, weight, weight_grad, geometry, input_grad=True):
     return dx
 
 
+def _column_sums(matrix):
+    """Sum over the rows of an (R, C) matrix. Torch sums a narrow row-major matrix down its
+    rows slowly (32768 x 24: 0.24 ms here), so rows are first joined k at a time into rows
+    of about 512 values, and the k partial sums folded (0.07 ms)."""
+    rows, columns = matrix.shape
+    k = max(1, 512 // columns)
+    while rows % k:
+        k -= 1
+    if k == 1 or not matrix.is_contiguous():
+        return matrix.sum(0)
+    return matrix.view(rows // k, k * columns).sum(0).view(k, columns).sum(0)
+
+
 def _pixel_major(x):
     """(N, C, H, W) -> (N*H*W, C) matrix; free when x is channels-last in memory."""
     return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
@@ -604,7 +617,7 @@ class Conv2d(_ConvBase):
         x, out_shape, unbatched = self._saved_or_fail()
         g = _pixel_major(self._batched_grad(gradwrtoutput, out_shape, unbatched))
         if self.bias is not None:
-            self._parameters['bias'].grad += g.sum(0)
+            self._parameters['bias'].grad += _column_sums(g)
         dx = _conv_backward(x, g, self.weight, self._parameters['weight'].grad,
                             self._geometry(), self.compute_input_grad)
         return self._unbatch(dx, unbatched)
@@ -824,7 +837,7 @@ class Upsampling(Module):
         grad_w = (taps.t() @ rows).view(o, 3, 3, c)                           # (o, i, j, c)
         self._parameters['weight'].grad += grad_w.permute(0, 3, 1, 2)
         if self.bias is not None:
-            self._parameters['bias'].grad += phase_grad.sum(0).view(4, o).sum(0)
+            self._parameters['bias'].grad += _column_sums(phase_grad).view(4, o).sum(0)
         return self._unbatch(dx, unbatched)
 
 
