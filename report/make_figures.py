@@ -850,14 +850,17 @@ def bench_numbers(root, numbers, out):
 
 
 def bench_layer_numbers(root, numbers):
-    """From results/bench_layers.json: the range of our forward time / torch's over the
-    plain convolutions and over the upsampling layers, and MKL's GEMM rate by width."""
+    """From results/bench_layers.json: the range of our time / torch's, forward pass and
+    backward pass, over the plain convolutions and over the upsampling layers, and MKL's
+    GEMM rate by width."""
     report = read_json(root / 'results/bench_layers.json')
     layers = get(report, 'layers') or []
     for kind, stem in (('Conv2d', 'Conv'), ('Upsampling', 'Up')):
-        ratios = [row['forward_ratio'] for row in layers if row['layer'].startswith(kind + '(')]
-        numbers[f'benchLayers{stem}ForwardMin'] = fmt(min(ratios) if ratios else None)
-        numbers[f'benchLayers{stem}ForwardMax'] = fmt(max(ratios) if ratios else None)
+        for key, phase in (('forward_ratio', 'Forward'), ('backward_ratio', 'Backward')):
+            ratios = [row[key] for row in layers
+                      if row['layer'].startswith(kind + '(') and key in row]
+            numbers[f'benchLayers{stem}{phase}Min'] = fmt(min(ratios) if ratios else None)
+            numbers[f'benchLayers{stem}{phase}Max'] = fmt(max(ratios) if ratios else None)
     rates = get(report, 'gemm_gflops_by_width') or {}
     for width, name in (('24', 'TwentyFour'), ('32', 'ThirtyTwo'), ('48', 'FortyEight')):
         numbers[f'benchGemm{name}'] = fmt(rates.get(width), 0)

@@ -1,7 +1,10 @@
 """The benchmark's guard: speed is only reported for networks that compute the same thing."""
+import types
+
 import pytest
 import torch
 
+from Miniproject_2 import model as ours
 from Miniproject_2.model import Model
 from Miniproject_2.others import bench
 
@@ -72,3 +75,38 @@ def test_layer_timings_cover_each_distinct_convolution_once():
     rows = bench.layer_timings(network, repeats=1, batch=2, size=16)
     assert [row['input'] for row in rows] == [list(shape) for _, shape in found]
     assert all(row['forward_ratio'] > 0 and row['step_ratio'] > 0 for row in rows)
+    assert all(row['backward_ratio'] == pytest.approx(
+        (row['ours_step_ms'] - row['ours_forward_ms'])
+        / (row['torch_step_ms'] - row['torch_forward_ms'])) for row in rows)
+
+
+SMALL_CASES = {'train_step_batch_2': (2, 3, 16, 16), 'predict_2x16x16': (2, 3, 16, 16)}
+
+
+def test_against_a_revision_times_each_case_now_and_then():
+    report = bench.against('HEAD', repeats=1, cases=SMALL_CASES)
+    assert report['revision'] == 'HEAD' and set(report['cases']) == set(SMALL_CASES)
+    for entry in report['cases'].values():
+        assert entry['ratio'] == pytest.approx(entry['now_s'] / entry['then_s'])
+
+
+def test_against_refuses_a_revision_without_model_py():
+    with pytest.raises(ValueError, match='no model.py at git revision'):
+        bench.model_at('no-such-revision')
+
+
+def test_against_refuses_a_revision_that_predicts_differently(monkeypatch):
+    class Shifted(ours.Model):
+        def predict(self, test_input, symmetries=1):
+            return super().predict(test_input, symmetries=symmetries) + 1
+
+    monkeypatch.setattr(bench, 'model_at', lambda revision: types.SimpleNamespace(
+        Model=Shifted, MSE=ours.MSE, Adam=ours.Adam))
+    with pytest.raises(AssertionError, match='predicts differently'):
+        bench.against('HEAD', repeats=1, cases=SMALL_CASES)
+
+
+def test_bench_takes_one_measurement_at_a_time(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(['--layers', '--against', 'HEAD'])
+    assert 'give one' in capsys.readouterr().err

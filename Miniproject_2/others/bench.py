@@ -20,6 +20,13 @@ the input it sees in a batch-32 training step (forward, and forward with backwar
 its torch.nn twin in channels_last, and MKL's GEMM rate on a full-resolution chunk's
 shape by the number of output columns: where the remaining time goes.
 
+    python -m Miniproject_2.others.bench --against HEAD~1
+
+times our ``model.py`` now against itself at a git revision, interleaved in one process,
+on the same network and weights (training steps at batch 32 and 100, ``predict`` on 1,000
+images of 32x32 and one of 512x512): how each change to the core was judged. It writes
+a JSON file only when given ``--out``.
+
 torch runs in both memory layouts: contiguous NCHW, and channels-last (model and input
 converted with ``memory_format=torch.channels_last``), where oneDNN's direct convolutions
 made its U-Net step about 1.4x faster here. Ours gets what ``Model`` feeds its network,
@@ -36,6 +43,7 @@ every run's ratio under ``ratios``: the README quotes those.
 """
 import argparse
 import copy
+import importlib.util
 import json
 import platform
 import statistics
@@ -126,18 +134,25 @@ def twins(network):
     return [copy.deepcopy(twin).to(memory_format=memory_format) for memory_format in MEMORY_FORMATS]
 
 
+def training_step(framework, network, x, y):
+    """A training step of ``network`` (forward, MSE, backward, Adam step) with the loss and
+    optimizer of ``framework``, our model module (or another revision of it)."""
+    loss = framework.MSE()
+    optimizer = framework.Adam(network.param())
+
+    def step():
+        optimizer.zero_grad()
+        loss(network(x), y)
+        network.backward(loss.backward())
+        optimizer.step()
+    return step
+
+
 def training_steps(network, twins, batch):
     """Our training step and torch's in each layout: forward, MSE, backward, Adam step."""
     x, y = torch.rand(batch, 3, 32, 32), torch.rand(batch, 3, 32, 32)
-    loss = ours.MSE()
-    optimizer = ours.Adam(network.param())
     x_last, y_last = _channels_last(x), _channels_last(y)
-
-    def ours_step():
-        optimizer.zero_grad()
-        loss(network(x_last), y_last)
-        network.backward(loss.backward())
-        optimizer.step()
+    ours_step = training_step(ours, network, x_last, y_last)
 
     def torch_step(twin, x, y):
         twin_optimizer = torch.optim.Adam(twin.parameters())
@@ -235,7 +250,8 @@ def convolution_layers(network, batch=32, size=32):
 def layer_timings(network, repeats, batch=32, size=32):
     """Per distinct convolution layer (on a (batch, 3, size, size) input): ours and its
     torch.nn twin (channels_last), forward and forward + backward (the input gradient only
-    where the layer computes one, as in the network), medians of ``repeats`` interleaved."""
+    where the layer computes one, as in the network), medians of ``repeats`` interleaved;
+    ``backward_ratio`` compares the differences, the backward pass alone."""
     rows = []
     for layer, shape in convolution_layers(network, batch, size):
         x = _channels_last(torch.rand(shape))
@@ -260,7 +276,8 @@ def layer_timings(network, repeats, batch=32, size=32):
                      'ours_forward_ms': forward * 1e3, 'torch_forward_ms': forward_twin * 1e3,
                      'forward_ratio': forward / forward_twin,
                      'ours_step_ms': step * 1e3, 'torch_step_ms': step_twin * 1e3,
-                     'step_ratio': step / step_twin})
+                     'step_ratio': step / step_twin,
+                     'backward_ratio': (step - forward) / (step_twin - forward_twin)})
         print(f'{rows[-1]["layer"]:60.60s} {str(shape):18s} forward {forward * 1e3:6.2f} ms '
               f'({rows[-1]["forward_ratio"]:.2f}x torch)  with backward {step * 1e3:6.2f} ms '
               f'({rows[-1]["step_ratio"]:.2f}x)', file=sys.stderr)
@@ -327,12 +344,72 @@ def measure_in_fresh_processes(runs, repeats):
     return combine(reports)
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def model_at(revision):
+    """Our ``model.py`` as it was at the git ``revision``, imported as a module of its own."""
+    shown = subprocess.run(['git', 'show', f'{revision}:Miniproject_2/model.py'], cwd=ROOT,
+                           capture_output=True, text=True)
+    if shown.returncode != 0:
+        raise ValueError(f'no model.py at git revision {revision!r}: {shown.stderr.strip()}')
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / 'model.py'
+        path.write_text(shown.stdout)
+        spec = importlib.util.spec_from_file_location(f'model_at_{revision}', path)
+        framework = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(framework)
+    return framework
+
+
+AGAINST_CASES = {'train_step_batch_32': (32, 3, 32, 32), 'train_step_batch_100': (100, 3, 32, 32),
+                 'predict_1000x32x32': (1000, 3, 32, 32), 'predict_512x512': (1, 3, 512, 512)}
+
+
+def against(revision, repeats, cases=AGAINST_CASES):
+    """Our framework now against itself at ``revision``: the same network and weights in
+    both, first checked to give the same output (relative 1e-5), then each case of
+    ``cases`` (name: input shape) timed interleaved in this process. ``ratio`` is now / then:
+    how every change to the core was judged, with old and new exposed alike to the
+    machine's drift."""
+    then = model_at(revision)
+    torch.manual_seed(0)
+    model_now, model_then = ours.Model(), then.Model()
+    network_now, network_then = model_now.denoiser.network, model_then.denoiser.network
+    network_then.load_state_dict(network_now.state_dict())
+    images = torch.rand(2, 3, 32, 32) * 255
+    expected, output = model_now.predict(images, symmetries=1), model_then.predict(
+        images, symmetries=1)
+    error = ((output - expected).abs().max() / expected.abs().max().clamp_min(1e-12)).item()
+    if error > 1e-5:
+        raise AssertionError(f'model.py at {revision} predicts differently from now '
+                             f'(relative {error:.1e}): time only what computes the same')
+    results = {'revision': revision, 'cases': {}}
+    for case, shape in cases.items():
+        if case.startswith('train'):
+            x, y = _channels_last(torch.rand(shape)), _channels_last(torch.rand(shape))
+            runs = [training_step(ours, network_now, x, y),
+                    training_step(then, network_then, x, y)]
+        else:
+            images = torch.rand(shape) * 255
+            runs = [lambda model=model: model.predict(images, symmetries=1)
+                    for model in (model_now, model_then)]
+        now_s, then_s = median_seconds(runs, repeats)
+        results['cases'][case] = {'now_s': now_s, 'then_s': then_s, 'ratio': now_s / then_s}
+        print(f'{case:22s} now {now_s * 1e3:8.1f} ms  at {revision} {then_s * 1e3:8.1f} ms  '
+              f'now / then {now_s / then_s:.3f}', file=sys.stderr)
+    return results
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--out', help='JSON file to write (default: results/bench.json, '
                         'or results/bench_layers.json with --layers)')
     parser.add_argument('--layers', action='store_true',
                         help='time each convolution layer and MKL GEMM shapes instead')
+    parser.add_argument('--against', metavar='REVISION',
+                        help='time model.py now against model.py at this git revision '
+                        '(interleaved, in this process) instead')
     parser.add_argument('--repeats', type=int, default=7,
                         help='timed repeats of each case in each process')
     parser.add_argument('--runs', type=int, default=5,
@@ -340,8 +417,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.runs < 1 or args.repeats < 1:
         parser.error('--runs and --repeats must be at least 1')
+    if args.layers and args.against:
+        parser.error('--layers and --against are separate measurements: give one')
     out = args.out or ('results/bench_layers.json' if args.layers else 'results/bench.json')
-    if args.layers:
+    if args.against:
+        report = against(args.against, args.repeats)
+        if args.out is None:
+            return
+    elif args.layers:
         report = measure_layers(args.repeats)
     elif args.runs == 1:
         report = measure(args.repeats)
