@@ -880,10 +880,11 @@ def _step(x):
 
 
 class ReLU(_Elementwise):
-    """max(x, 0); derivative 1[x > 0]."""
+    """max(x, 0); derivative 1[x > 0], and 1 at nan, as torch (which passes the gradient
+    unless the output is <= 0)."""
 
     def _apply(self, x, slope):
-        slope = _step(x) if slope else None
+        slope = _step(x).masked_fill_(x.isnan(), 1) if slope else None
         # clamp, not x * slope: -inf * 0 would be nan where torch.relu gives 0
         return (x.clamp_min_(0) if self.inplace else x.clamp_min(0)), slope
 
@@ -923,7 +924,7 @@ class ELU(_Elementwise):
         return f'alpha={self.alpha}' + (', inplace=True' if self.inplace else '')
 
     def _apply(self, x, slope):  # the output is built from the slope: always computed
-        positive = x > 0
+        positive = x.le(0).logical_not_()  # nan counts as positive, as in torch's backward
         exp = x.clamp_max(0).exp()
         slope = exp.mul_(self.alpha).masked_fill_(positive, 1)   # a*e^x, or 1 where x > 0
         negative_part = (slope - self.alpha).masked_fill_(positive, 0)  # a*(e^x - 1)

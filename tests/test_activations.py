@@ -128,3 +128,26 @@ def test_repr_matches_torch(ours, theirs):
 def test_parameter_free(make):
     assert make().param() == []
     assert make().state_dict() == {}
+
+
+NAN_TWINS = TWINS + [(lambda: LeakyReLU(0.0), lambda x: F.leaky_relu(x, 0.0)),
+                     (lambda: LeakyReLU(1.5), lambda x: F.leaky_relu(x, 1.5)),
+                     (lambda: LeakyReLU(-0.5), lambda x: F.leaky_relu(x, -0.5))]
+
+
+@pytest.mark.parametrize('make, function', NAN_TWINS)
+@pytest.mark.parametrize('inplace', [False, True])
+def test_nan_inputs_as_torch(make, function, inplace):
+    """A nan input gives torch's output and gradient: conventions differ between activations
+    (ReLU and ELU pass the gradient there, LeakyReLU scales it by its slope)."""
+    x = torch.tensor([float('nan'), -1.0, 0.0, 1.0])
+    module = make()
+    module.inplace = inplace
+    with torch.enable_grad():
+        x_ref = x.clone().requires_grad_()
+        y_ref = function(x_ref)
+        y_ref.backward(torch.ones_like(y_ref))
+    y = module.forward(x.clone())
+    grad = module.backward(torch.ones_like(y))
+    assert torch.equal(y.isnan(), y_ref.isnan())
+    torch.testing.assert_close(grad, x_ref.grad, equal_nan=True, rtol=0, atol=0)
