@@ -82,12 +82,8 @@ TWINS = [(ReLU, F.relu), (lambda: LeakyReLU(0.2), lambda x: F.leaky_relu(x, 0.2)
          (lambda: ELU(1.5), lambda x: F.elu(x, 1.5)), (Sigmoid, torch.sigmoid)]
 
 
-@pytest.mark.parametrize('make, function', TWINS)
-@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
-@pytest.mark.parametrize('inplace', [False, True])
-def test_extreme_inputs_as_torch(make, function, dtype, inplace):
-    """Large |x| (and +-inf): the same values as torch, no nan or inf where torch has none."""
-    x = torch.tensor(EXTREMES, dtype=dtype)
+def ours_and_torch(make, function, x, inplace):
+    """(our module, its output and input gradient for a gradient of ones, torch's two)."""
     module = make()
     module.inplace = inplace
     with torch.enable_grad():
@@ -95,10 +91,19 @@ def test_extreme_inputs_as_torch(make, function, dtype, inplace):
         y_ref = function(x_ref)
         y_ref.backward(torch.ones_like(y_ref))
     y = module.forward(x.clone())
-    grad = module.backward(torch.ones_like(y))
+    return module, y, module.backward(torch.ones_like(y)), y_ref.detach(), x_ref.grad
+
+
+@pytest.mark.parametrize('make, function', TWINS)
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('inplace', [False, True])
+def test_extreme_inputs_as_torch(make, function, dtype, inplace):
+    """Large |x| (and +-inf): the same values as torch, no nan or inf where torch has none."""
+    x = torch.tensor(EXTREMES, dtype=dtype)
+    module, y, grad, y_ref, grad_ref = ours_and_torch(make, function, x, inplace)
     forward_only = module.requires_backward_(False)(x.clone())
-    for ours, theirs, what in ((y, y_ref.detach(), 'output'), (grad, x_ref.grad, 'gradient'),
-                               (forward_only, y_ref.detach(), 'forward-only output')):
+    for ours, theirs, what in ((y, y_ref, 'output'), (grad, grad_ref, 'gradient'),
+                               (forward_only, y_ref, 'forward-only output')):
         assert not ours.isnan().any(), f'{what} has nan at {x[ours.isnan()].tolist()}'
         assert torch.equal(ours.isinf(), theirs.isinf()), f'{what}: inf where torch has none'
         assert_close(ours, theirs, what)
@@ -141,13 +146,6 @@ def test_nan_inputs_as_torch(make, function, inplace):
     """A nan input gives torch's output and gradient: conventions differ between activations
     (ReLU and ELU pass the gradient there, LeakyReLU scales it by its slope)."""
     x = torch.tensor([float('nan'), -1.0, 0.0, 1.0])
-    module = make()
-    module.inplace = inplace
-    with torch.enable_grad():
-        x_ref = x.clone().requires_grad_()
-        y_ref = function(x_ref)
-        y_ref.backward(torch.ones_like(y_ref))
-    y = module.forward(x.clone())
-    grad = module.backward(torch.ones_like(y))
+    _, y, grad, y_ref, grad_ref = ours_and_torch(make, function, x, inplace)
     assert torch.equal(y.isnan(), y_ref.isnan())
-    torch.testing.assert_close(grad, x_ref.grad, equal_nan=True, rtol=0, atol=0)
+    torch.testing.assert_close(grad, grad_ref, equal_nan=True, rtol=0, atol=0)
