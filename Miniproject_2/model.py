@@ -873,6 +873,18 @@ class _Elementwise(Module):
         return gradwrtoutput * slope
 
 
+def _flat_view(x):
+    """The 1-D view of a tensor whose elements fill a block of memory in some order (any
+    memory format), or None."""
+    ordered = sorted(zip(x.stride(), x.shape))
+    expected = 1
+    for stride, size in ordered:
+        if size != 1 and stride != expected:
+            return None
+        expected *= size
+    return x.as_strided((x.numel(),), (1,), x.storage_offset())
+
+
 def _step(x):
     """1 where x > 0, else 0, in x's dtype: on a 32x24x32x32 tensor here, sign (0.11 ms)
     and an in-place clamp (0.03 ms) against 0.49 ms for a comparison converted from bool."""
@@ -901,11 +913,18 @@ class LeakyReLU(_Elementwise):
 
     def _apply(self, x, slope):
         a = self.negative_slope
-        if not slope:  # max(x, a x) for a <= 1, else min: two passes instead of five
-            scaled = x * a
-            if a <= 1:
-                return (x.clamp_min_(scaled) if self.inplace else x.maximum(scaled)), None
-            return (x.clamp_max_(scaled) if self.inplace else x.minimum(scaled)), None
+        if not slope:
+            # max(x, a x) for a <= 1, else min: two passes instead of five, over parts of
+            # 2^18 values whose product a x stays in cache. As one product the size of a
+            # large image's activation, it was fresh memory: predict took 1-8% longer.
+            output = x if self.inplace else x.clone()
+            flat = _flat_view(output)
+            for part in ([output] if flat is None else flat.split(1 << 18)):
+                if a <= 1:
+                    part.clamp_min_(part * a)
+                else:
+                    part.clamp_max_(part * a)
+            return output, None
         if 0 <= a <= 1:  # sign(x) is -1, 0 or 1: clamped to [a, 1], the slope in two passes
             slope = x.sign().clamp_(a, 1)
         else:

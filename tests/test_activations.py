@@ -149,3 +149,23 @@ def test_nan_inputs_as_torch(make, function, inplace):
     _, y, grad, y_ref, grad_ref = ours_and_torch(make, function, x, inplace)
     assert torch.equal(y.isnan(), y_ref.isnan())
     torch.testing.assert_close(grad, grad_ref, equal_nan=True, rtol=0, atol=0)
+
+
+LAYOUTS = {'contiguous': lambda x: x, 'channels_last': lambda x: x.contiguous(
+    memory_format=torch.channels_last), 'sliced': lambda x: x[:, :, ::2],
+    'empty': lambda x: x[:0]}
+
+
+@pytest.mark.parametrize('layout', LAYOUTS)
+@pytest.mark.parametrize('a', [0.1, 2.0])
+@pytest.mark.parametrize('inplace', [False, True])
+def test_forward_only_leaky_relu_in_parts_as_torch(layout, a, inplace):
+    """The forward-only pass works on a dense tensor a quarter million values at a time (several
+    parts here, whatever the memory format); other strides take one pass."""
+    x = LAYOUTS[layout](torch.randn(2, 24, 100, 60))
+    original = x.clone()
+    output = LeakyReLU(a, inplace=inplace).requires_backward_(False)(x)
+    expected = F.leaky_relu(original, a)
+    assert torch.equal(output, expected)
+    assert torch.equal(x, expected if inplace else original)
+    assert (output.data_ptr() == x.data_ptr()) == inplace or x.numel() == 0
