@@ -11,7 +11,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from Miniproject_2 import model as model_module
-from Miniproject_2.model import MSE, Adam, Model, chunk_bytes, pixel_pairs
+from Miniproject_2.model import MSE, Adam, Model, chunk_bytes, pixel_pairs, zeroes_whole_padding
 
 META = torch.device('meta')
 
@@ -89,3 +89,10 @@ def test_chunks_fit_a_cpu_cache_and_span_the_batch_elsewhere():
 def test_pixel_pairs_only_where_measured():
     assert pixel_pairs(torch.device('cpu'))
     assert not pixel_pairs(torch.device('cuda')) and not pixel_pairs(META)
+
+
+def test_padding_zeroed_at_its_borders_only_where_measured():
+    cpu = torch.device('cpu')
+    assert zeroes_whole_padding(1 << 22, cpu) and not zeroes_whole_padding((1 << 22) + 1, cpu)
+    assert zeroes_whole_padding(1 << 30, torch.device('cuda'))
+    assert zeroes_whole_padding(1 << 30, META)

@@ -378,3 +378,21 @@ def test_chunking_by_images_changes_nothing(make, monkeypatch):
     use_chunk_bytes(monkeypatch, 1)
     torch.manual_seed(0)
     check_against_autograd(make().to(dtype=torch.float64), x)
+
+
+@pytest.mark.parametrize('make', [
+    lambda: Conv2d(3, 4, 3, stride=2, padding=1),
+    lambda: Conv2d(3, 4, (3, 2), padding=(2, 1), dilation=(1, 2)),
+    lambda: TransposeConv2d(3, 4, 4, stride=2, padding=1),
+    lambda: Upsampling(3, 4, 3, scale_factor=2, padding=1)],
+    ids=['conv', 'dilated', 'transpose', 'phases'])
+def test_padding_zeroed_at_its_borders_only_changes_nothing(make, monkeypatch):
+    """Large zero-padded copies are zeroed at their borders only (``zeroes_whole_padding``).
+    Done so at every size, over memory just freed full of nans, the layers still match
+    autograd: no border is left unzeroed."""
+    monkeypatch.setattr(model_module, 'zeroes_whole_padding', lambda values, device: False)
+    x = torch.randn(5, 3, 9, 7, dtype=torch.float64)
+    module = make().to(dtype=torch.float64)
+    for size in range(500, 8000, 500):  # freed, these blocks hold nans for the next ones
+        torch.full((size,), float('nan'), dtype=torch.float64)
+    check_against_autograd(module, x)

@@ -94,10 +94,11 @@ def median_seconds(functions, repeats, warmup=2):
 
 def check_same_results(network, twin, batch=4, size=32, memory_format=torch.contiguous_format):
     """Outputs and weight gradients of the two networks agree to relative 1e-6, both run in
-    float64 on copies, on input in ``memory_format`` (the twin's layout). In float32 a pre-activation within rounding of zero can land on either
-    side of a (Leaky)ReLU's kink: one such pixel moved the first layer's weight gradient by
-    0.3% here, in either framework. (Input gradients, which a network's first layer skips,
-    are checked per module by the tests.)"""
+    float64 on copies, on input in ``memory_format`` (the twin's layout). In float32 a
+    pre-activation within rounding of zero can land on either side of a (Leaky)ReLU's kink:
+    one such pixel moved the first layer's weight gradient by 0.3% here, in either
+    framework. (Input gradients, which a network's first layer skips, are checked per module
+    by the tests.)"""
     ours64 = copy.deepcopy(network).to(dtype=torch.float64)
     twin64 = copy.deepcopy(twin).double()
     x = torch.rand(batch, 3, size, size, dtype=torch.float64).contiguous(
@@ -433,9 +434,9 @@ def main(argv=None):
         for network in NETWORKS:
             for case, entry in report[network].items():
                 print(f'{network:9s} {case:22s} median ratio {entry["ratio"]:.2f} (nchw '
-                      f'{entry["ratio_nchw"]:.2f}, channels_last {entry["ratio_channels_last"]:.2f})'
-                      '  runs ' + ' '.join(f'{ratio:.2f}' for ratio in entry['ratios']),
-                      file=sys.stderr)
+                      f'{entry["ratio_nchw"]:.2f}, channels_last '
+                      f'{entry["ratio_channels_last"]:.2f})  runs '
+                      + ' '.join(f'{ratio:.2f}' for ratio in entry['ratios']), file=sys.stderr)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(report, indent=1, default=list) + '\n')
     print(f'wrote {out}')
