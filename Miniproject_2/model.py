@@ -284,7 +284,7 @@ def zeroes_whole_padding(values, device):
     On a CPU, whole up to 2^20 values (4 MiB in float32): for the U-Net's training step at
     batch 32, writing the interior twice was 1-4% faster than filling the side borders, N*H
     runs of pw*C values. Larger tensors are more often fresh memory from the system, slow to
-    touch the first time: touching them once made ``predict`` 3-5% faster on 1,000 images
+    touch the first time: touching them once made ``predict`` 2-5% faster on 1,000 images
     of 32x32 and 512x512 ones, and the step at batch 100 no slower. Elsewhere, unmeasured:
     whole."""
     return device.type != 'cpu' or values <= 1 << 20
