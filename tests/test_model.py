@@ -634,3 +634,35 @@ def test_a_checkpoint_with_a_bad_training_state_leaves_the_model_alone(tmp_path)
     state = Model(**TINY).state(training=True)
     state['optimizer']['state'] = state['optimizer']['state'][:1]  # one parameter's only
     unchanged_after(save(tmp_path, state), ValueError, 'parameter states for')
+
+
+@contextlib.contextmanager
+def pixel_major_checks(model):
+    """A list that gets, for each batch the network reads, whether each pixel's channels
+    are adjacent in memory (channels-last, or a flip or transpose of it)."""
+    found = []
+    forward = model.denoiser.network.forward
+    model.denoiser.network.forward = lambda t: found.append(t.stride(1) == 1) or forward(t)
+    try:
+        yield found
+    finally:
+        del model.denoiser.network.forward
+
+
+@pytest.mark.parametrize('size', [(16, 16), (13, 10)], ids=['no padding', 'reflect-padded'])
+@pytest.mark.parametrize('tile', [512, 8])
+@pytest.mark.parametrize('dtype', [torch.uint8, torch.float32])
+def test_predict_hands_the_network_pixel_major_images(model, size, tile, dtype):
+    """Padded or not, whole or tiled, from NCHW input of either dtype: the convolutions
+    copy their patches fastest from that layout."""
+    with pixel_major_checks(model) as found:
+        model.predict(images(2, 3, *size, dtype=dtype), symmetries=8, tile=tile)
+    assert found and all(found)
+
+
+def test_training_hands_the_network_pixel_major_images():
+    torch.manual_seed(0)
+    model = Model(**TINY)
+    with pixel_major_checks(model) as found:
+        model.train(images(8, 3, 8, 8), images(8, 3, 8, 8, seed=1), 1, log=False)
+    assert found and all(found)
