@@ -932,11 +932,11 @@ class LeakyReLU(_Elementwise):
     def _apply(self, x, slope):
         a = self.negative_slope
         if not slope:
-            # max(x, a x) for a <= 1, else min: two passes instead of five, over parts of
-            # 2^18 values whose product a x stays in cache. As one product the size of a
-            # large image's activation, it was fresh memory: predict took 1-8% longer.
+            # max(x, a x) for a <= 1, else min: two passes instead of five, on a CPU over
+            # parts of 2^18 values whose product a x stays in cache. As one product the size
+            # of a large image's activation, it was fresh memory: predict took 1-8% longer.
             output = x if self.inplace else x.clone()
-            flat = _flat_view(output)
+            flat = _flat_view(output) if output.device.type == 'cpu' else None
             for part in ([output] if flat is None else flat.split(1 << 18)):
                 if a <= 1:
                     part.clamp_min_(part * a)
@@ -1364,8 +1364,8 @@ def _reflect_index(size, before, after, like):
 def _reflect_padded(x, bottom, right):
     """(N, C, H, W) images reflect-padded by ``bottom`` rows and ``right`` columns,
     channels-last in memory (indexing the channel-first view left the channels between rows
-    and columns, and the first convolution then copied its patches 1.5x slower); x itself
-    when there is nothing to pad."""
+    and columns, and the first convolution then took 2.5x as long: 9.7 ms on a 512x512
+    image against 3.9); x itself when there is nothing to pad."""
     if not bottom and not right:
         return x
     h, w = x.shape[-2:]

@@ -58,6 +58,8 @@ import torch
 from Miniproject_2 import model as ours
 from Miniproject_2.others.twin import torch_twin
 
+ROOT = Path(__file__).resolve().parents[2]  # the repository, where git finds old model.py
+
 
 def _status_mb(field):
     with open('/proc/self/status') as status:
@@ -343,9 +345,6 @@ def measure_in_fresh_processes(runs, repeats):
                             '--repeats', str(repeats), '--out', str(out)], check=True)
             reports.append(json.loads(out.read_text()))
     return combine(reports)
-
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def model_at(revision):
