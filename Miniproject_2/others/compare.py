@@ -46,7 +46,8 @@ CONTENDERS = {  # name: training-command options on top of the defaults
 
 
 def bm3d_denoise(noisy, sigma):
-    """BM3D (colour) of 0-255 uint8 images given each one's true sigma (0-255 scale)."""
+    """BM3D (colour) of 0-255 uint8 images, given each one's noise level (0-255 scale: the
+    RMS of noisy - clean, which for Gaussian noise is its sigma)."""
     try:
         import bm3d
     except ImportError:
@@ -122,7 +123,8 @@ def main(argv=None):
         if len(per_seed) > 1:
             results[name]['seeds'] = per_seed
     if k:
-        results['BM3D, true sigma'] = {f'psnr_first_{k}': bm3d_psnr(args.data, data[1], k)}
+        results['BM3D, given the noise level'] = {
+            f'psnr_first_{k}': bm3d_psnr(args.data, data[1], k)}
     for name, path in (('trained on Gaussian noise', GAUSSIAN_MODEL),
                        ('shipped bestmodel.pth', None)):
         model = Model()
