@@ -858,8 +858,7 @@ def bench_layer_numbers(root, numbers):
     layers = get(report, 'layers') or []
     for kind, stem in (('Conv2d', 'Conv'), ('Upsampling', 'Up')):
         for key, phase in (('forward_ratio', 'Forward'), ('backward_ratio', 'Backward')):
-            ratios = [row[key] for row in layers
-                      if row['layer'].startswith(kind + '(') and key in row]
+            ratios = [row[key] for row in layers if row['layer'].startswith(kind + '(')]
             numbers[f'benchLayers{stem}{phase}Min'] = fmt(min(ratios) if ratios else None)
             numbers[f'benchLayers{stem}{phase}Max'] = fmt(max(ratios) if ratios else None)
     rates = get(report, 'gemm_gflops_by_width') or {}
