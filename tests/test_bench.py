@@ -54,6 +54,43 @@ def test_runs_combine_into_medians_with_every_ratio():
     assert entry['ratios'] == [0.9, 1.4, 1.0]
 
 
+def test_product_counter_counts_two_flop_per_multiply_add():
+    a, b = torch.rand(5, 7), torch.rand(7, 3)
+    out = torch.empty(5, 3)
+    batches = torch.rand(4, 5, 7), torch.rand(4, 7, 3)
+    with bench.ProductCounter() as counter:
+        a.mm(b)
+        out.addmm_(a, b, beta=0)
+        torch.bmm(*batches)
+        _ = batches[0] @ batches[1]
+        a.add(1)  # not a product
+    assert counter.flop == 2 * (5 * 7 * 3) * (1 + 1 + 4 + 4)
+    assert bench.product_gflop(lambda: a.mm(b)) == 2 * 5 * 7 * 3 / 1e9
+
+
+def test_training_steps_report_their_gemm_floor(monkeypatch):
+    torch.manual_seed(0)
+    model = Model(widths=(8, 8))
+    monkeypatch.setattr(bench, 'median_seconds', lambda runs, repeats, warmup: [0.5] * len(runs))
+    monkeypatch.setattr(bench, 'predicts', lambda model, twins, images: [lambda: None] * 3)
+    results = bench.benchmark('small', model, repeats=1, peak_gflops=100)
+    entry = results['train_step_batch_32']
+    network = model.denoiser.network
+    x, y = (torch.rand(32, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+            for _ in range(2))
+    step = bench.training_step(ours, network, x, y)
+    assert entry['ours_gemm_gflop'] == pytest.approx(bench.product_gflop(step))
+    assert entry['gemm_floor_ratio'] == pytest.approx(entry['ours_gemm_gflop'] / 100 / 0.5)
+    assert 'gemm_floor_ratio' not in results['predict_512x512']
+
+
+def test_machine_describes_the_cpu_and_mkl_rate():
+    description = bench.machine(repeats=1)
+    assert set(description) == {'cpu', 'l2_per_core', 'threads', 'torch',
+                                'mkl_sgemm_2048_gflops'}
+    assert description['mkl_sgemm_2048_gflops'] > 0
+
+
 @pytest.mark.parametrize('flag', ['--runs', '--repeats'])
 def test_bench_refuses_fewer_than_one(flag, capsys):
     with pytest.raises(SystemExit):

@@ -40,6 +40,16 @@ tenants were taking the shared cache and memory bandwidth that our memory-bound 
 need. So ``--runs N`` repeats the whole measurement in N fresh processes, one after the
 other, and reports per case the median over the runs (of the ratio and of each time), with
 every run's ratio under ``ratios``: the README quotes those.
+
+Machines differ in more than drift. Each report describes its machine (``machine``: CPU
+vendor, family and model, L2 per core, threads, torch, and MKL's GFLOP/s on a 2048^3
+product, the fastest rate any of our matrix products gets). All of our arithmetic is MKL
+GEMMs; torch's channels_last convolutions are oneDNN's own kernels. On an AMD Zen 5 machine
+here MKL reached about 185 GFLOP/s, half of what AVX-512 allows, where an earlier machine's
+MKL ran our chunk GEMMs twice as fast. So each training step also reports
+``gemm_floor_ratio``: our step's products (``ours_gemm_gflop``, counted while it runs) at
+MKL's 2048^3 rate, over torch's whole step. It is the ratio ours would reach if nothing but
+its products took time; above 1, no change outside the products can catch torch.
 """
 import argparse
 import copy
@@ -54,6 +64,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from Miniproject_2 import model as ours
 from Miniproject_2.others.twin import torch_twin
@@ -92,6 +103,64 @@ def median_seconds(functions, repeats, warmup=2):
             function()
             samples.append(time.perf_counter() - started)
     return [statistics.median(samples) for samples in times]
+
+
+class ProductCounter(TorchFunctionMode):
+    """Counts the floating-point operations of the matrix products run under it: 2 per
+    multiply-add, (output elements) x (contraction length) multiply-adds per product."""
+    PRODUCTS = {'mm', 'matmul', '__matmul__', 'bmm', 'addmm', 'addmm_', 'baddbmm', 'baddbmm_'}
+
+    def __init__(self):
+        super().__init__()
+        self.flop = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        name = getattr(func, '__name__', '')
+        if name in self.PRODUCTS:
+            left = args[1] if name.startswith(('addmm', 'baddbmm')) else args[0]
+            self.flop += 2 * result.numel() * left.shape[-1]
+        return result
+
+
+def product_gflop(run):
+    """GFLOP of the matrix products one call of ``run`` makes."""
+    with ProductCounter() as counter:
+        run()
+    return counter.flop / 1e9
+
+
+def gemm_peak_gflops(repeats, size=2048):
+    """MKL's GFLOP/s on a (size x size) @ (size x size) product."""
+    a, b, out = torch.rand(size, size), torch.rand(size, size), torch.empty(size, size)
+    seconds, = median_seconds([lambda: torch.mm(a, b, out=out)], repeats)
+    return 2 * size ** 3 / seconds / 1e9
+
+
+def _cpu_description():
+    """'vendor family F model M (model name)' from /proc/cpuinfo, where there is one."""
+    try:
+        with open('/proc/cpuinfo') as cpuinfo:
+            fields = dict(line.split(':', 1) for line in cpuinfo if ':' in line)
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    return (f"{fields.get('vendor_id', '?')} family {fields.get('cpu family', '?')} model "
+            f"{fields.get('model', '?')} ({fields.get('model name', '?')})")
+
+
+def _l2_per_core():
+    try:
+        return Path('/sys/devices/system/cpu/cpu0/cache/index2/size').read_text().strip()
+    except OSError:
+        return None
+
+
+def machine(repeats):
+    """The machine a report was measured on (see the module's docstring)."""
+    return {'cpu': _cpu_description(), 'l2_per_core': _l2_per_core(),
+            'threads': torch.get_num_threads(), 'torch': torch.__version__,
+            'mkl_sgemm_2048_gflops': gemm_peak_gflops(repeats)}
 
 
 def check_same_results(network, twin, batch=4, size=32, memory_format=torch.contiguous_format):
@@ -185,8 +254,9 @@ def predicts(model, twins, images):
             torch_predict(channels_last, _channels_last)]
 
 
-def benchmark(name, model, repeats):
-    """All timings of one network; ``model`` is a Model whose network is measured."""
+def benchmark(name, model, repeats, peak_gflops):
+    """All timings of one network; ``model`` is a Model whose network is measured, and
+    ``peak_gflops`` MKL's rate for its training steps' ``gemm_floor_ratio``."""
     network = model.denoiser.network
     torch_twins = twins(network)
     for twin, memory_format in zip(torch_twins, MEMORY_FORMATS):
@@ -212,10 +282,15 @@ def benchmark(name, model, repeats):
         for layout, seconds in zip(LAYOUTS, torch_seconds):
             entry[f'torch_{layout}_s'] = seconds
             entry[f'ratio_{layout}'] = ours_seconds / seconds
+        if case.startswith('train'):
+            entry['ours_gemm_gflop'] = product_gflop(runs[0])
+            entry['gemm_floor_ratio'] = entry['ours_gemm_gflop'] / peak_gflops / entry['torch_s']
         print(f'{name:9s} {case:22s} ours {ours_seconds * 1e3:8.1f} ms  torch nchw '
               f'{torch_seconds[0] * 1e3:8.1f} ms, channels_last {torch_seconds[1] * 1e3:8.1f} ms'
               f'  ratio {entry["ratio"]:.2f} (nchw {entry["ratio_nchw"]:.2f}, channels_last '
-              f'{entry["ratio_channels_last"]:.2f})  ours +{extra_memory:.0f} MB', file=sys.stderr)
+              f'{entry["ratio_channels_last"]:.2f})  ours +{extra_memory:.0f} MB'
+              + (f'  GEMM floor {entry["gemm_floor_ratio"]:.2f}' if 'gemm_floor_ratio' in entry
+                 else ''), file=sys.stderr)
     return results
 
 
@@ -302,9 +377,7 @@ def gemm_gflops(repeats, rows=2048, depth=216, widths=(24, 32, 48)):
 def measure_layers(repeats):
     torch.manual_seed(0)
     network = ours.Model().denoiser.network
-    return {'machine': {'cpu': platform.processor() or platform.machine(),
-                        'threads': torch.get_num_threads(), 'torch': torch.__version__},
-            'batch': 32, 'layers': layer_timings(network, repeats),
+    return {'machine': machine(repeats), 'batch': 32, 'layers': layer_timings(network, repeats),
             'gemm_gflops_by_width': gemm_gflops(repeats)}
 
 
@@ -313,11 +386,13 @@ def measure(repeats):
     torch.manual_seed(0)
     shipped = ours.Model()
     baseline = ours.Model(network='baseline', widths=(64,))
-    return {'machine': {'cpu': platform.processor() or platform.machine(),
-                        'threads': torch.get_num_threads(), 'torch': torch.__version__},
-            'architecture': shipped.denoiser.architecture,
-            'baseline': benchmark('baseline', baseline, repeats),
-            'shipped': benchmark('shipped', shipped, repeats)}
+    description = machine(repeats)
+    print(f"{description['cpu']}, L2 {description['l2_per_core']} per core: MKL "
+          f"{description['mkl_sgemm_2048_gflops']:.0f} GFLOP/s on 2048^3", file=sys.stderr)
+    peak = description['mkl_sgemm_2048_gflops']
+    return {'machine': description, 'architecture': shipped.denoiser.architecture,
+            'baseline': benchmark('baseline', baseline, repeats, peak),
+            'shipped': benchmark('shipped', shipped, repeats, peak)}
 
 
 def combine(reports):
@@ -437,7 +512,9 @@ def main(argv=None):
                 print(f'{network:9s} {case:22s} median ratio {entry["ratio"]:.2f} (nchw '
                       f'{entry["ratio_nchw"]:.2f}, channels_last '
                       f'{entry["ratio_channels_last"]:.2f})  runs '
-                      + ' '.join(f'{ratio:.2f}' for ratio in entry['ratios']), file=sys.stderr)
+                      + ' '.join(f'{ratio:.2f}' for ratio in entry['ratios'])
+                      + (f'  GEMM floor {entry["gemm_floor_ratio"]:.2f}'
+                         if 'gemm_floor_ratio' in entry else ''), file=sys.stderr)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(report, indent=1, default=list) + '\n')
     print(f'wrote {out}')
