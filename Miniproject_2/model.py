@@ -272,8 +272,9 @@ def chunk_bytes(device):
 def pixel_pairs(device):
     """Whether narrow channels-last convolutions on ``device`` compute two neighbouring
     pixels per row of their patch matrix (see ``_pixels_per_row``): on a CPU, where MKL's
-    GEMMs with 24 columns ran 1.6x slower per multiply-add than with 48; elsewhere that is
-    unmeasured, so not."""
+    GEMMs with 24 columns ran 1.6x slower per multiply-add than with 48 where MKL runs its
+    AVX-512 code (on an AMD Zen 5, where it does not, 1.27x: pairs neither gained nor lost);
+    elsewhere that is unmeasured, so not."""
     return device.type == 'cpu'
 
 
@@ -339,7 +340,8 @@ def _windows(x, geometry, channels_last, pixels=1):
 
     Patches are ordered (i, j, c) for channels-last input, so the copy moves contiguous runs
     of kw*C values; (c, i, j), unfold's order, for channel-first input: then the GEMM sums in
-    F.conv2d's order (and, with few channels, rounds exactly as it does). With ``pixels``
+    F.conv2d's order (and, started from the bias, rounds exactly as it does on one image,
+    the course's check). With ``pixels``
     > 1 (channels-last, stride and dilation 1 across; see ``_pixels_per_row``) a row is the
     window of that many neighbouring output pixels: kw + pixels - 1 columns.
     """
@@ -423,16 +425,22 @@ def _conv_matmul(x, weight, bias, geometry, with_patches=None):
     windows = _windows(x, geometry, channels_last, pixels)
     rows = windows.shape[0] * windows.shape[1] * windows.shape[2]
     weight = _weight_matrix(weight, channels_last, pixels)
-    if channels_last and o <= 8:  # MKL wrote 3 columns 3x faster into a column-major Y
+    if channels_last and o <= 8:  # MKL wrote 3 columns 3x faster so (a Zen 5: 1.5x slower)
         out = x.new_empty(o, rows).t()
     else:
         out = x.new_empty(rows, pixels * o)
     if bias is not None and pixels > 1:  # one bias per pixel of a row
         bias = bias.repeat(pixels)
+    # Channel-first input sums as F.conv2d does, from the bias (beta=1): on one machine
+    # adding it after the GEMM gave the same bits, on an AMD Zen 5 never. Channels-last
+    # input adds it after, in cache: starting from a copy of it was 3-5% slower.
+    from_bias = bias is not None and not channels_last
     for span, patches in _patch_matrices(windows):
         chunk = out[span]
-        chunk.addmm_(patches, weight, beta=0)
-        if bias is not None:  # added in cache: starting from a copy of it was 3-5% slower
+        if from_bias:
+            chunk.copy_(bias.expand_as(chunk))
+        chunk.addmm_(patches, weight, beta=1 if from_bias else 0)
+        if bias is not None and not from_bias:
             chunk.add_(bias)
         if with_patches is not None:
             with_patches(span, patches)
