@@ -270,7 +270,7 @@ def chunk_bytes(device):
 
 
 def pixel_pairs(device):
-    """Whether narrow channels-last convolutions on ``device`` compute two neighbouring
+    """Whether narrow convolutions on ``device`` compute two neighbouring
     pixels per row of their patch matrix (see ``_pixels_per_row``): on a CPU, where MKL's
     GEMMs with 24 columns ran 1.6x slower per multiply-add than with 48 where MKL runs its
     AVX-512 code (on an AMD Zen 5, where it does not, 1.27x: pairs neither gained nor lost);
@@ -339,9 +339,8 @@ def _windows(x, geometry, channels_last, pixels=1):
     rows, reshaped, are the patch matrix: one copy per chunk makes a chunk's patch matrix.
 
     Patches are ordered (i, j, c) for channels-last input, so the copy moves contiguous runs
-    of kw*C values; (c, i, j), unfold's order, for channel-first input: then the GEMM sums in
-    F.conv2d's order (and, started from the bias, rounds exactly as it does on one image,
-    the course's check). With ``pixels``
+    of kw*C values; (c, i, j), unfold's order, for channel-first input, as F.conv2d orders
+    them (see ``_conv_matmul_as_f_conv2d``). With ``pixels``
     > 1 (channels-last, stride and dilation 1 across; see ``_pixels_per_row``) a row is the
     window of that many neighbouring output pixels: kw + pixels - 1 columns.
     """
@@ -360,18 +359,18 @@ def _windows(x, geometry, channels_last, pixels=1):
     return source.as_strided(shape, strides, source.storage_offset())
 
 
-def _pixels_per_row(out_channels, wo, geometry, channels_last, device):
+def _pixels_per_row(out_channels, wo, geometry, device):
     """How many neighbouring output pixels one row of the patch matrix computes: 2 for a
-    narrow channels-last layer where ``pixel_pairs(device)`` (9 to 24 output channels,
+    narrow layer where ``pixel_pairs(device)`` (9 to 24 output channels,
     kw >= 3, stride and dilation 1 across, even output width), else 1.
 
     A pair's window is kw + 1 columns wide and its weight matrix has 2*O columns, zero
-    where a tap misses its pixel: a third more multiply-adds for kw = 3, but MKL runs a
+    where a tap misses its pixel: a third more multiply-adds for kw = 3, but MKL ran a
     chunk's GEMM with 48 columns about 1.6x faster than with 24 (``bench --layers``), the
     patch matrix is a third smaller, and (N*Ho*Wo/2, 2*O) rows are the (N*Ho*Wo, O) output
     in the same memory. The U-Net's step took 1-5% less time."""
     (_, kw), (_, sw), _, (_, dw) = geometry
-    narrow = channels_last and pixel_pairs(device) and 8 < out_channels <= 24
+    narrow = pixel_pairs(device) and 8 < out_channels <= 24
     return 2 if narrow and kw >= 3 and sw == dw == 1 and wo % 2 == 0 else 1
 
 
@@ -390,16 +389,14 @@ def _patch_matrices(windows):
         yield _pixel_rows(block, ho, wo), patches.view(-1, width)
 
 
-def _weight_matrix(weight, channels_last, pixels=1):
-    """(O, C, kh, kw) weight -> (C*kh*kw, O) matrix, rows in the patches' order; with
-    ``pixels`` > 1, the (kh*(kw+pixels-1)*C, pixels*O) matrix of ``_windows``' wider rows:
+def _weight_matrix(weight, pixels=1):
+    """(O, C, kh, kw) weight -> (kh*kw*C, O) matrix, rows in channels-last patches' order;
+    with ``pixels`` > 1, the (kh*(kw+pixels-1)*C, pixels*O) matrix of ``_windows``' wider rows:
     column block t holds the weight shifted right by t taps, zeros elsewhere.
 
-    Contiguous for channel-first input: MKL rounds a transposed operand differently, and
-    with this layout small products match F.conv2d bit for bit. For channels-last input,
-    the transposed view of a (O, kh*kw*C) matrix: MKL multiplies by a narrow row-major
-    matrix slowly (4x slower at 3 columns here), by a wide one no faster than by this
-    view, and the view is free when the weight is laid out so (see ``_conv_input_grad``)."""
+    Otherwise the transposed view of a (O, kh*kw*C) matrix: MKL multiplies by a narrow
+    row-major matrix slowly (4x slower at 3 columns here), by a wide one no faster than by
+    this view, and the view is free when the weight is laid out so (see ``_conv_input_grad``)."""
     o, c, kh, kw = weight.shape
     if pixels > 1:
         wide = weight.new_zeros(kh, kw + pixels - 1, c, pixels, o)
@@ -407,44 +404,63 @@ def _weight_matrix(weight, channels_last, pixels=1):
         for t in range(pixels):
             wide[:, t:t + kw, :, t] = taps
         return wide.view(-1, pixels * o)
-    if channels_last:
-        return weight.permute(0, 2, 3, 1).reshape(o, -1).t()
-    return weight.permute(1, 2, 3, 0).contiguous().view(-1, o)
+    return weight.permute(0, 2, 3, 1).reshape(o, -1).t()
+
+
+def _one_gemm_in_f_conv2d(x, scale=1):
+    """Whether F.conv2d computes ``x`` (upsampled by ``scale``) on a CPU as one im2col and
+    one GEMM: one channel-first image of at most 20480 values (ATen sends larger inputs and
+    batches to oneDNN). The course checks its modules on such images."""
+    return x.shape[0] == 1 and x.numel() * scale ** 2 <= 20480 and not _is_channels_last(x)
 
 
 def _conv_matmul(x, weight, bias, geometry, with_patches=None):
-    """Y = X W^T + b as an (N*Ho*Wo, O) matrix, for the (O, C, kh, kw) ``weight``.
-    ``with_patches(span, patches)``, if given, is also called on each chunk's patch matrix
-    while it is in cache (``span``: the slice of Y's rows the chunk computes); its rows are
-    then single pixels (pairs there gave no measurable gain)."""
-    channels_last = _is_channels_last(x)
+    """Y = X W^T + b for the (O, C, kh, kw) ``weight``, as an (N, Ho*Wo, O) view of an
+    (N*Ho*Wo, O) matrix, or, for an input F.conv2d computes with one GEMM, of an NCHW
+    tensor (``_conv_matmul_as_f_conv2d``). ``with_patches(span, patches)``, if given, is
+    also called on each chunk's patch matrix, in channels-last order (i, j, c) whatever x's
+    layout, while it is in cache (``span``: the slice of Y's rows the chunk computes); its
+    rows are then single pixels (pairs there gave no measurable gain)."""
+    if with_patches is None and _one_gemm_in_f_conv2d(x):
+        return _conv_matmul_as_f_conv2d(x, weight, bias, geometry)
     (_, kw), (_, sw), (_, pw), (_, dw) = geometry
     o = weight.shape[0]
     pixels = 1 if with_patches is not None else _pixels_per_row(
-        o, _out_size(x.shape[3], kw, sw, pw, dw), geometry, channels_last, x.device)
-    windows = _windows(x, geometry, channels_last, pixels)
-    rows = windows.shape[0] * windows.shape[1] * windows.shape[2]
-    weight = _weight_matrix(weight, channels_last, pixels)
-    if channels_last and o <= 8:  # MKL wrote 3 columns 3x faster so (a Zen 5: 1.5x slower)
+        o, _out_size(x.shape[3], kw, sw, pw, dw), geometry, x.device)
+    windows = _windows(x, geometry, True, pixels)
+    n, rows = windows.shape[0], windows.shape[0] * windows.shape[1] * windows.shape[2]
+    weight = _weight_matrix(weight, pixels)
+    if o <= 8:  # MKL wrote 3 columns 3x faster into a column-major Y (a Zen 5: 1.5x slower)
         out = x.new_empty(o, rows).t()
     else:
         out = x.new_empty(rows, pixels * o)
     if bias is not None and pixels > 1:  # one bias per pixel of a row
         bias = bias.repeat(pixels)
-    # Channel-first input sums as F.conv2d does, from the bias (beta=1): on one machine
-    # adding it after the GEMM gave the same bits, on an AMD Zen 5 never. Channels-last
-    # input adds it after, in cache: starting from a copy of it was 3-5% slower.
-    from_bias = bias is not None and not channels_last
     for span, patches in _patch_matrices(windows):
         chunk = out[span]
-        if from_bias:
-            chunk.copy_(bias.expand_as(chunk))
-        chunk.addmm_(patches, weight, beta=1 if from_bias else 0)
-        if bias is not None and not from_bias:
+        chunk.addmm_(patches, weight, beta=0)
+        if bias is not None:  # added in cache: starting from a copy of it was 3-5% slower
             chunk.add_(bias)
         if with_patches is not None:
             with_patches(span, patches)
-    return out.view(-1, o)
+    return out.view(n, -1, o)
+
+
+def _conv_matmul_as_f_conv2d(x, weight, bias, geometry):
+    """Y = X W^T + b for one channel-first image, computed as F.conv2d computes it on a CPU
+    (ATen's slow_conv2d): the patch matrix in unfold's order, then Y^T = W X^T in one GEMM
+    into the output filled with the bias. The course's check, ``Conv2d(3, 3, 3)`` on one
+    3x32x32 image, then gets F.conv2d's bits on any CPU: the bias added after the GEMM did on
+    one machine, and on an AMD Zen 5 never (MKL rounds the two sums differently there)."""
+    windows = _windows(x, geometry, channels_last=False)[0]  # (Ho, Wo, C, kh, kw)
+    ho, wo = windows.shape[:2]
+    o = weight.shape[0]
+    patches = windows.permute(2, 3, 4, 0, 1).reshape(-1, ho * wo)  # a copy: (C*kh*kw, Ho*Wo)
+    out = x.new_empty(o, ho * wo)
+    if bias is not None:
+        out.copy_(bias.view(o, 1).expand_as(out))
+    out.addmm_(weight.reshape(o, -1), patches, beta=0 if bias is None else 1)
+    return out.t().unsqueeze(0)
 
 
 def _conv_weight_grad(x, grad, weight_grad, geometry):
@@ -488,7 +504,7 @@ def _conv_input_grad(weight, grad, shape, geometry, with_patches=None):
         return _image_view(_conv_matmul(dy, flipped, None, flipped_geometry, with_patches),
                            n, h, w)
     image = grad.new_zeros(n, h + 2 * ph, w + 2 * pw, c)
-    weight = _weight_matrix(weight, channels_last=True).t()
+    weight = _weight_matrix(weight).t()
     for block in _blocks(n, ho, wo, weight.shape[1] * weight.element_size(), grad.device):
         first, end, first_row, end_row = block
         windows = grad[_pixel_rows(block, ho, wo)].mm(weight).view(
@@ -513,7 +529,7 @@ def _conv_backward(x, grad, weight, weight_grad, geometry, input_grad=True):
         _conv_weight_grad(x, grad, weight_grad, geometry)
         return _conv_input_grad(weight, grad, x.shape, geometry) if input_grad else None
     n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
+    (kh, kw), *_ = geometry
     o = grad.shape[1]
     x_rows = _pixel_major(x)
     total = grad.new_zeros(c, kh * kw * o)
@@ -521,12 +537,7 @@ def _conv_backward(x, grad, weight, weight_grad, geometry, input_grad=True):
     def accumulate(span, patches):
         total.addmm_(x_rows[span].t(), patches)
     dx = _conv_input_grad(weight, grad, x.shape, geometry, accumulate)
-    dy = _image_view(grad, n, _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw))
-    if _is_channels_last(dy):  # as _windows ordered dY's patches: (i, j, o)
-        total = total.view(c, kh, kw, o).permute(3, 0, 1, 2)
-    else:                      # (o, i, j)
-        total = total.view(c, o, kh, kw).transpose(0, 1)
-    weight_grad += total.flip(2, 3)
+    weight_grad += total.view(c, kh, kw, o).permute(3, 0, 1, 2).flip(2, 3)  # columns (i, j, o)
     return dx
 
 
@@ -549,7 +560,8 @@ def _pixel_major(x):
 
 
 def _image_view(matrix, n, h, w):
-    """(N*H*W, C) matrix -> (N, C, H, W) view of the same memory."""
+    """(N*H*W, C) matrix, or (N, H*W, C) tensor of any strides, -> (N, C, H, W) view of the
+    same memory."""
     return matrix.view(n, h, w, -1).permute(0, 3, 1, 2)
 
 
@@ -758,7 +770,9 @@ class Upsampling(Module):
     Fast path (scale 2, 3x3 kernel, stride 1, padding 1): the four output phases are 2x2
     convolutions of the *small* input, whose kernels are sums of the 3x3 taps. One im2col of
     the small input and one GEMM with a (4*C_out, 4*C_in) weight replace an im2col of the 4x
-    larger upsampled image and 2.25x more multiply-adds. Other settings take the plain path.
+    larger upsampled image and 2.25x more multiply-adds. Other settings take the plain path,
+    and so does one small channel-first image, which then gets the bits of F.conv2d after
+    F.interpolate (see ``_one_gemm_in_f_conv2d``).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, scale_factor=2, stride=1,
@@ -795,7 +809,7 @@ class Upsampling(Module):
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv._geometry()
         out_shape = (n, conv.out_channels, *self._output_size(
             input.shape, _out_size(s * h, kh, sh, ph, dh), _out_size(s * w, kw, sw, pw, dw)))
-        if not self.use_phases:
+        if not self.use_phases or _one_gemm_in_f_conv2d(x, s):  # the latter: as torch, bits
             self._saved = (x, out_shape, unbatched, None)
             return self._unbatch(conv(self.upsample(x)), unbatched)
         bias = None if self.bias is None else self.bias.repeat(4)
@@ -842,7 +856,7 @@ class Upsampling(Module):
     def backward(self, gradwrtoutput):
         x, out_shape, unbatched, phase_weight = self._saved_or_fail()
         g = self._batched_grad(gradwrtoutput, out_shape, unbatched)
-        if not self.use_phases:
+        if phase_weight is None:  # the plain path
             self.conv.compute_input_grad = self.compute_input_grad
             grad = self.conv.backward(g)
             return None if grad is None else self._unbatch(self.upsample.backward(grad),

@@ -36,6 +36,32 @@ def test_grader_conv2d_is_bitwise_equal():
         assert torch.equal(conv.forward(x), F.conv2d(x, conv.weight, conv.bias)), seed
 
 
+@pytest.mark.parametrize('arguments', [dict(in_channels=3, out_channels=4, kernel_size=3,
+                                            stride=2, padding=1),
+                                       dict(in_channels=2, out_channels=8, kernel_size=(3, 2),
+                                            dilation=2, bias=False),
+                                       dict(in_channels=5, out_channels=1, kernel_size=1)])
+def test_one_image_convolutions_get_f_conv2d_bits(arguments):
+    """Wherever F.conv2d computes one image with one GEMM (here: at most 20480 values, and a
+    kernel of at most 3 on a side), Conv2d makes the same GEMM: the same bits."""
+    for seed in range(20):
+        torch.manual_seed(seed)
+        conv = Conv2d(**arguments)
+        x = torch.randn(1, arguments['in_channels'], 24, 20)
+        expected = F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)
+        assert torch.equal(conv.forward(x), expected), seed
+
+
+def test_one_image_upsampling_gets_the_bits_of_interpolate_then_conv2d():
+    for seed in range(20):
+        torch.manual_seed(seed)
+        upsampling = Upsampling(3, 4, 3, scale_factor=2, padding=1)
+        x = torch.randn(1, 3, 32, 32)
+        expected = F.conv2d(F.interpolate(x, scale_factor=2), upsampling.weight,
+                            upsampling.bias, padding=1)
+        assert torch.equal(upsampling.forward(x), expected), seed
+
+
 def test_grader_sigmoid():
     failures = []
     for seed in SEEDS:

@@ -134,7 +134,9 @@ def test_upsampling_matches_interpolate_then_conv2d(g, dtype, bias, seed):
 def test_upsampling_phase_path_matches_interpolate_then_conv2d(g, dtype, bias, seed):
     module = upsampling(g, dtype, bias)
     assert module.use_phases
-    check_against_autograd(module, random_tensor(seed, g.input_shape, dtype), seed + 1)
+    # Channels-last: one channel-first image would take the plain path, as F.conv2d's.
+    x = in_layout(random_tensor(seed, g.input_shape, dtype), channels_last=True)
+    check_against_autograd(module, x, seed + 1)
 
 
 @SETTINGS
@@ -144,7 +146,7 @@ def test_upsampling_phase_path_equals_straightforward_path(g, dtype, bias, seed)
     fast, plain = upsampling(g, dtype, bias), upsampling(g, dtype, bias)
     plain.use_phases = False
     plain.load_state_dict(fast.state_dict())
-    x = random_tensor(seed, g.input_shape, dtype)
+    x = in_layout(random_tensor(seed, g.input_shape, dtype), channels_last=True)  # see above
     y_fast, y_plain = fast.forward(x), plain.forward(x)
     assert_close(y_fast, y_plain, 'output')
     grad = random_tensor(seed + 1, tuple(y_plain.shape), dtype)

@@ -185,8 +185,11 @@ def test_pixels_per_pass_sets_the_images_per_pass(model):
     model.denoiser.network.forward = lambda t: passes.append(t.shape[0]) or forward(t)
     try:
         x = images(5, 3, 8, 8)
+        # Float rounding only: a pass of one small image computes the layers that read a
+        # channel-first input (those after a column-major output of at most 8 channels, as
+        # in this network) the way F.conv2d computes one image, in another order.
         torch.testing.assert_close(model.predict(x, symmetries=1, pixels_per_pass=2 * 64),
-                                   model.predict(x, symmetries=1), atol=1e-5, rtol=0)
+                                   model.predict(x, symmetries=1), atol=0, rtol=1e-6)
     finally:
         del model.denoiser.network.forward
     assert passes == [2, 2, 1, 5]
