@@ -812,6 +812,9 @@ def bench_numbers(root, numbers, out):
     numbers['benchThreads'] = fmt(get(report, 'machine', 'threads'))
     numbers['benchTorch'] = tex_escape(get(report, 'machine', 'torch')) if report else None
     numbers['benchRuns'] = fmt(get(report, 'runs') or (1 if report else None))
+    l2_per_core = get(report, 'machine', 'l2_per_core')
+    numbers['benchLtwo'] = tex_escape(l2_per_core) if l2_per_core else None
+    numbers['benchMKL'] = fmt(get(report, 'machine', 'mkl_sgemm_2048_gflops'), 0)
     for network, stem in BENCH_NETWORKS:
         for case, (case_stem, _) in BENCH_CASES.items():
             entry = bench_entry(report, network, case)
@@ -825,6 +828,7 @@ def bench_numbers(root, numbers, out):
             numbers[f'{name}TorchNCHW'] = fmt_ms(entry.get('torch_nchw_s'))
             numbers[f'{name}TorchCL'] = fmt_ms(entry.get('torch_channels_last_s'))
             numbers[f'{name}Memory'] = fmt(entry.get('ours_extra_memory_mb'), 0)
+            numbers[f'{name}GemmFloor'] = fmt(entry.get('gemm_floor_ratio'))
             numbers[f'{name}Verdict'] = (None if not ratio else
                                          'faster' if ratio < 1 else 'slower')
             nchw, last = entry.get('torch_nchw_s'), entry.get('torch_channels_last_s')

@@ -1,4 +1,5 @@
 """The README for users: short, its commands as CI runs them, and its Python snippet runs."""
+import json
 import re
 import runpy
 from pathlib import Path
@@ -24,3 +25,12 @@ def test_the_python_snippet_runs(tmp_path, capsys):
     script.write_text(snippets[0])
     runpy.run_path(str(script), run_name='__main__')
     assert capsys.readouterr().out.startswith('loss ')
+
+
+def test_the_readme_quotes_the_bench_as_measured():
+    bench = json.loads((README.parent / 'results/bench.json').read_text())
+    step = {batch: bench['shipped'][f'train_step_batch_{batch}'] for batch in (32, 100)}
+    quoted = (f"takes {step[32]['ratio']:.2f}x torch.nn's fastest (channels_last) time at batch 32, "
+              f"{step[100]['ratio']:.2f}x at 100")
+    assert quoted in ' '.join(README.read_text().split())
+    assert f"rate there, {step[32]['gemm_floor_ratio']:.2f}x" in README.read_text()
