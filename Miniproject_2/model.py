@@ -340,8 +340,7 @@ def _windows(x, geometry, channels_last, pixels=1):
     rows, reshaped, are the patch matrix: one copy per chunk makes a chunk's patch matrix.
 
     Patches are ordered (i, j, c) for channels-last input, so the copy moves contiguous runs
-    of kw*C values; (c, i, j), unfold's order, for channel-first input, as F.conv2d orders
-    them (see ``_conv_matmul_as_f_conv2d``). With ``pixels``
+    of kw*C values; (c, i, j), unfold's order, for channel-first input. With ``pixels``
     > 1 (channels-last, stride and dilation 1 across; see ``_pixels_per_row``) a row is the
     window of that many neighbouring output pixels: kw + pixels - 1 columns.
     """
@@ -410,13 +409,13 @@ def _weight_matrix(weight, pixels=1):
 
 def _conv_matmul(x, weight, bias, geometry, with_patches=None):
     """Y = X W^T + b for the (O, C, kh, kw) ``weight``, as an (N, Ho*Wo, O) view of an
-    (N*Ho*Wo, O) matrix, or, for an input F.conv2d computes with one GEMM, of an NCHW
-    tensor (``_conv_matmul_as_f_conv2d``). ``with_patches(span, patches)``, if given, is
+    (N*Ho*Wo, O) matrix, or, for one small image (``_one_image_as_torch``), of an NCHW
+    tensor. ``with_patches(span, patches)``, if given, is
     also called on each chunk's patch matrix, in channels-last order (i, j, c) whatever x's
     layout, while it is in cache (``span``: the slice of Y's rows the chunk computes); its
     rows are then single pixels (pairs there gave no measurable gain)."""
-    if with_patches is None and _one_gemm_in_f_conv2d(x):
-        return _conv_matmul_as_f_conv2d(x, weight, bias, geometry)
+    if with_patches is None and _one_image_as_torch(x):  # (O, Ho*Wo) = W X^T + b
+        return _patch_product(weight.reshape(weight.shape[0], -1), x, geometry, bias).t()[None]
     (_, kw), (_, sw), (_, pw), (_, dw) = geometry
     o = weight.shape[0]
     pixels = 1 if with_patches is not None else _pixels_per_row(
@@ -440,13 +439,18 @@ def _conv_matmul(x, weight, bias, geometry, with_patches=None):
     return out.view(n, -1, o)
 
 
-def _one_gemm_in_f_conv2d(x, scale=1):
-    """Whether F.conv2d computes ``x`` (upsampled by ``scale``) on a CPU as one im2col and
-    one GEMM: one channel-first image of at most 20480 values (ATen sends larger inputs and
-    batches to oneDNN). The course checks its modules on such images, which the two
-    functions below compute as ATen's slow_conv2d does, GEMM for GEMM: the same bits. Our
-    own GEMMs, X W^T with the bias added after, gave them on one machine; on an AMD Zen 5
-    never, by more than torch.allclose's default tolerance allows near zero."""
+# One small image, as PyTorch computes it. The course checks its modules on one image
+# (3x32x32), against F.conv2d and its kin. On a CPU, PyTorch computes such an image with
+# one GEMM per product (ATen's slow_conv2d and slow_conv_transpose2d: im2col, then
+# W X^T started from the bias, or col2im); the three functions below make the same GEMMs,
+# with unfold and fold as im2col and col2im, and get the same bits. Our own GEMMs, X W^T
+# with the bias added after, gave them on one machine; on an AMD Zen 5 never, by more than
+# torch.allclose's default tolerance allows near zero.
+
+def _one_image_as_torch(x, scale=1):
+    """Whether PyTorch computes a convolution of ``x`` (upsampled by ``scale``) on a CPU
+    with one GEMM per product: one channel-first image of at most 20480 values (ATen sends
+    larger inputs and batches to oneDNN)."""
     return x.shape[0] == 1 and x.numel() * scale ** 2 <= 20480 and not _is_channels_last(x)
 
 
@@ -455,29 +459,26 @@ def _unfold_arguments(geometry):
     return dict(kernel_size=kernel, dilation=dilation, padding=padding, stride=stride)
 
 
-def _conv_matmul_as_f_conv2d(x, weight, bias, geometry):
-    """Y = X W^T + b for one small channel-first image (``_one_gemm_in_f_conv2d``) as a
-    (1, Ho*Wo, O) view of the NCHW output: Y^T = W X^T, one GEMM into the bias."""
-    patches = unfold(x, **_unfold_arguments(geometry))[0]  # (C*kh*kw, Ho*Wo)
-    o = weight.shape[0]
-    out = x.new_empty(o, patches.shape[1])
+def _patch_product(matrix, image, geometry, bias=None):
+    """matrix unfold(image), (R, C*kh*kw) x (C*kh*kw, Ho*Wo), started from the bias: a
+    convolution's output, or a transposed convolution's input gradient."""
+    patches = unfold(image, **_unfold_arguments(geometry))[0]
+    out = image.new_empty(matrix.shape[0], patches.shape[1])
     if bias is not None:
-        out.copy_(bias.view(o, 1).expand_as(out))
-    out.addmm_(weight.reshape(o, -1), patches, beta=0 if bias is None else 1)
-    return out.t().unsqueeze(0)
+        out.copy_(bias.view(-1, 1).expand_as(out))
+    return out.addmm_(matrix, patches, beta=0 if bias is None else 1)
 
 
-def _conv_backward_as_f_conv2d(x, grad, weight, weight_grad, geometry, input_grad):
-    """``_conv_backward`` for one small channel-first image: dW += dY X (X: the patch
-    matrix again, C*kh*kw x Ho*Wo), dx = col2im(W^T dY), with dY the (O, Ho*Wo) matrix."""
-    patches = unfold(x, **_unfold_arguments(geometry))[0]
-    dy = grad.t().contiguous()
-    o = weight.shape[0]
-    weight_grad += x.new_zeros(o, patches.shape[0]).addmm_(dy, patches.t()).view_as(weight_grad)
-    if not input_grad:
-        return None
-    return fold(weight.reshape(o, -1).t().mm(dy).unsqueeze(0), x.shape[2:],
-                **_unfold_arguments(geometry))
+def _patch_sum(matrix, rows, size, geometry):
+    """col2im(matrix^T rows) as a (1, C, *size) image, for the (R, C*kh*kw) matrix and
+    (R, H*W) rows: a convolution's input gradient, or a transposed convolution's output."""
+    return fold(matrix.t().mm(rows).unsqueeze(0), size, **_unfold_arguments(geometry))
+
+
+def _patch_weight_grad(rows, image, geometry):
+    """rows unfold(image)^T, (R, Ho*Wo) x (Ho*Wo, C*kh*kw): a weight gradient."""
+    patches = unfold(image, **_unfold_arguments(geometry))[0]
+    return image.new_zeros(rows.shape[0], patches.shape[0]).addmm_(rows, patches.t())
 
 
 def _conv_weight_grad(x, grad, weight_grad, geometry):
@@ -542,8 +543,10 @@ def _conv_backward(x, grad, weight, weight_grad, geometry, input_grad=True):
     columns: flipped taps and output channels) gives the weight gradient too,
     dW[o, c, i, j] = (X^T P)[c, (kh-1-i, kw-1-j, o)], so x needs no patch matrix of its own.
     """
-    if _one_gemm_in_f_conv2d(x):
-        return _conv_backward_as_f_conv2d(x, grad, weight, weight_grad, geometry, input_grad)
+    if _one_image_as_torch(x):  # dW += dY X^T, dx = col2im(W^T dY), dY as (O, Ho*Wo)
+        dy, matrix = grad.t().contiguous(), weight.reshape(weight.shape[0], -1)
+        weight_grad += _patch_weight_grad(dy, x, geometry).view_as(weight_grad)
+        return _patch_sum(matrix, dy, x.shape[2:], geometry) if input_grad else None
     if not input_grad or _flipped_geometry(geometry) is None:
         _conv_weight_grad(x, grad, weight_grad, geometry)
         return _conv_input_grad(weight, grad, x.shape, geometry) if input_grad else None
@@ -721,22 +724,32 @@ class TransposeConv2d(_ConvBase):
             self._fail(f'input of shape {tuple(input.shape)} is too small for padding '
                        f'{self.padding} ({self.extra_repr()})')
         x2d = _pixel_major(x)
-        y = _conv_input_grad(self.weight, x2d, (n, self.out_channels, ho, wo), self._geometry())
+        as_torch = _one_image_as_torch(x)  # then y = col2im(W^T X), as x2d.t() is X
+        y = (_patch_sum(self.weight.reshape(self.in_channels, -1), x2d.t(), (ho, wo),
+                        self._geometry()) if as_torch else
+             _conv_input_grad(self.weight, x2d, (n, self.out_channels, ho, wo), self._geometry()))
         if self.bias is not None:
             y += self.bias.view(1, -1, 1, 1)
-        self._saved = (x2d, x.shape, (n, self.out_channels, ho, wo), unbatched)
+        self._saved = (x2d, x.shape, (n, self.out_channels, ho, wo), unbatched, as_torch)
         return self._unbatch(y, unbatched)
 
     def backward(self, gradwrtoutput):
-        x2d, (n, _, h, w), out_shape, unbatched = self._saved_or_fail()
+        x2d, (n, _, h, w), out_shape, unbatched, as_torch = self._saved_or_fail()
         g = self._batched_grad(gradwrtoutput, out_shape, unbatched)
-        _conv_weight_grad(g, x2d, self._parameters['weight'].grad, self._geometry())
+        weight_grad, geometry = self._parameters['weight'].grad, self._geometry()
+        if as_torch:  # dW += X unfold(dy)^T, dx = W unfold(dy)
+            weight_grad += _patch_weight_grad(x2d.t(), g, geometry).view_as(weight_grad)
+        else:
+            _conv_weight_grad(g, x2d, weight_grad, geometry)
         if self.bias is not None:
             self._parameters['bias'].grad += g.sum((0, 2, 3))
         if not self.compute_input_grad:
             return None
-        return self._unbatch(_image_view(_conv_matmul(g, self.weight, None, self._geometry()),
-                                         n, h, w), unbatched)
+        if as_torch:
+            dx = _patch_product(self.weight.reshape(self.in_channels, -1), g, geometry)
+            return self._unbatch(dx.view(1, -1, h, w), unbatched)
+        return self._unbatch(_image_view(_conv_matmul(g, self.weight, None, geometry), n, h, w),
+                             unbatched)
 
 
 class NearestUpsampling(Module):
@@ -796,7 +809,7 @@ class Upsampling(Module):
     the small input and one GEMM with a (4*C_out, 4*C_in) weight replace an im2col of the 4x
     larger upsampled image and 2.25x more multiply-adds. Other settings take the plain path,
     and so does one small channel-first image, which then gets the bits of F.conv2d after
-    F.interpolate (see ``_one_gemm_in_f_conv2d``).
+    F.interpolate (see ``_one_image_as_torch``).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, scale_factor=2, stride=1,
@@ -833,7 +846,7 @@ class Upsampling(Module):
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv._geometry()
         out_shape = (n, conv.out_channels, *self._output_size(
             input.shape, _out_size(s * h, kh, sh, ph, dh), _out_size(s * w, kw, sw, pw, dw)))
-        if not self.use_phases or _one_gemm_in_f_conv2d(x, s):  # the latter: as torch, bits
+        if not self.use_phases or _one_image_as_torch(x, s):  # the latter: torch's bits
             self._saved = (x, out_shape, unbatched, None)
             return self._unbatch(conv(self.upsample(x)), unbatched)
         bias = None if self.bias is None else self.bias.repeat(4)

@@ -1,10 +1,13 @@
 """The course grader's own block checks, with torch.allclose's DEFAULT tolerances, over 200
-seeds; and the whole framework working with autograd switched off, as the grader runs it."""
+seeds; on one small image, torch's own bits, forward and backward, for every layer with a
+convolution; and the whole framework working with autograd switched off, as the grader runs
+it."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from Miniproject_2.model import MSE, SGD, Conv2d, ReLU, Sequential, Sigmoid, Upsampling
+from Miniproject_2.model import (MSE, SGD, Conv2d, ReLU, Sequential, Sigmoid,
+                                 TransposeConv2d, Upsampling)
 import strategies  # noqa: F401  (its import limits torch to one intra-op thread)
 
 SEEDS = range(200)
@@ -70,6 +73,19 @@ def test_one_image_convolutions_get_the_bits_of_f_conv2d(arguments):
         x = torch.randn(1, arguments['in_channels'], 24, 20)
         assert_same_bits_as(lambda x, w, b: F.conv2d(x, w, b, conv.stride, conv.padding,
                                                      conv.dilation), conv, x)
+
+
+@pytest.mark.parametrize('arguments', [dict(kernel_size=3),
+                                       dict(kernel_size=3, stride=2, padding=1, output_padding=1),
+                                       dict(kernel_size=(2, 3), stride=2, dilation=(1, 2))])
+def test_one_image_transposed_convolutions_get_the_bits_of_conv_transpose2d(arguments):
+    """As F.conv_transpose2d computes one image with kernels of at most 3 on a side."""
+    for seed in range(10):
+        torch.manual_seed(seed)
+        conv = TransposeConv2d(3, 4, **arguments)
+        assert_same_bits_as(lambda x, w, b: F.conv_transpose2d(
+            x, w, b, conv.stride, conv.padding, conv.output_padding, 1, conv.dilation),
+            conv, torch.randn(1, 3, 17, 14))
 
 
 def test_one_image_upsampling_gets_the_bits_of_interpolate_then_conv2d():
