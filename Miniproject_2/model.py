@@ -410,10 +410,10 @@ def _weight_matrix(weight, pixels=1):
 def _conv_matmul(x, weight, bias, geometry, with_patches=None):
     """Y = X W^T + b for the (O, C, kh, kw) ``weight``, as an (N, Ho*Wo, O) view of an
     (N*Ho*Wo, O) matrix, or, for one small image (``_one_image_as_torch``), of an NCHW
-    tensor. ``with_patches(span, patches)``, if given, is
-    also called on each chunk's patch matrix, in channels-last order (i, j, c) whatever x's
-    layout, while it is in cache (``span``: the slice of Y's rows the chunk computes); its
-    rows are then single pixels (pairs there gave no measurable gain)."""
+    tensor. ``with_patches(span, patches)``, if given, is also called on each chunk's patch
+    matrix, in channels-last order (i, j, c) whatever x's layout, while it is in cache
+    (``span``: the slice of Y's rows the chunk computes); its rows are then single pixels
+    (pairs there gave no measurable gain)."""
     if with_patches is None and _one_image_as_torch(x):  # (O, Ho*Wo) = W X^T + b
         return _patch_product(weight.reshape(weight.shape[0], -1), x, geometry, bias).t()[None]
     (_, kw), (_, sw), (_, pw), (_, dw) = geometry
@@ -442,7 +442,7 @@ def _conv_matmul(x, weight, bias, geometry, with_patches=None):
 # One small image, as PyTorch computes it. The course checks its modules on one image
 # (3x32x32), against F.conv2d and its kin. On a CPU, PyTorch computes such an image with
 # one GEMM per product (ATen's slow_conv2d and slow_conv_transpose2d: im2col, then
-# W X^T started from the bias, or col2im); the three functions below make the same GEMMs,
+# W X^T started from the bias, or col2im); the _patch_ functions below make the same GEMMs,
 # with unfold and fold as im2col and col2im, and get the same bits. Our own GEMMs, X W^T
 # with the bias added after, gave them on one machine; on an AMD Zen 5 never, by more than
 # torch.allclose's default tolerance allows near zero.
