@@ -782,10 +782,12 @@ class NearestUpsampling(Module):
         *lead, h, w = in_shape
         self._check_grad(gradwrtoutput, (*lead, h * s, w * s))
         blocks = gradwrtoutput.reshape(*lead, h, s, w, s)
+        # Each block summed row by row, as torch's kernel does (its bits; sum() adds in
+        # another order).
+        offsets = [(r, t) for r in range(s) for t in range(s)]
         grad = blocks[..., 0, :, 0].clone()
-        for r in range(s):  # each block summed row by row, as torch's kernel does: its bits
-            for t in range(1 if r == 0 else 0, s):
-                grad += blocks[..., r, :, t]
+        for r, t in offsets[1:]:
+            grad += blocks[..., r, :, t]
         return grad
 
 
