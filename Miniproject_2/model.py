@@ -1062,14 +1062,17 @@ class MSE(Module):
         return difference.pow(2).mean()
 
     def backward(self, gradwrtoutput=None):
-        difference = self._saved_or_fail()
-        scale = 2 / difference.numel()
-        if gradwrtoutput is not None:
-            if gradwrtoutput.numel() != 1:
-                self._fail(f'the loss is a scalar: its gradient must have one element, '
-                           f'got shape {tuple(gradwrtoutput.shape)}')
-            return difference * (scale * gradwrtoutput.reshape(()))
-        return difference * scale
+        return self._saved_or_fail() * self._scale(gradwrtoutput)
+
+    def _scale(self, gradwrtoutput):
+        """2 g / n: the factor of the difference in the gradient (g the loss's gradient)."""
+        scale = 2 / self._saved_or_fail().numel()
+        if gradwrtoutput is None:
+            return scale
+        if gradwrtoutput.numel() != 1:
+            self._fail(f'the loss is a scalar: its gradient must have one element, '
+                       f'got shape {tuple(gradwrtoutput.shape)}')
+        return scale * gradwrtoutput.reshape(())
 
 
 def expected_clipped(mean, sigma):
@@ -1113,6 +1116,43 @@ class ClippedMSE(MSE):
     def backward(self, gradwrtoutput=None):
         grad = super().backward(gradwrtoutput)
         return grad if self._slope is None else grad * self._slope
+
+
+class RobustMSE(MSE):
+    """MSE, except for the images ``robust`` marks: the square of their mean absolute error.
+
+    Noise2Noise learns the minimiser of the loss over the noisy targets: each pixel's mean
+    with the squared error, its median with the absolute error. The mean is the clean value
+    for the course's pixelation (a block's median is not its mean); the median is the clean
+    value where clipping or impulses pull the mean towards mid-grey. Squaring an image's mean
+    absolute error m keeps the median as the minimiser (every pixel's gradient is the
+    absolute error's, times the image's 2 m) and puts those images on the squared error's
+    scale, so neither kind outweighs the other in a mixed batch. ``robust``: a bool per image,
+    shape (N,). For a robust image d/dp = 2 m sign(p - t) / n; the others' is MSE's."""
+
+    def forward(self, prediction, target, robust=None):
+        loss = super().forward(prediction, target)
+        self._robust = None
+        if robust is None:
+            return loss
+        n = prediction.shape[0] if prediction.dim() == 4 else None
+        if getattr(robust, 'dtype', None) != empty(0).bool().dtype or robust.shape != (n,):
+            self._fail(f'robust must be a bool tensor with one value per image of the batch '
+                       f'(N, C, H, W): shape ({n},), got {getattr(robust, "shape", robust)}')
+        difference = self._saved
+        absolute = difference.abs().flatten(1).mean(1)
+        self._robust = robust.to(difference.device), absolute
+        return absolute.pow(2).where(self._robust[0],
+                                     difference.pow(2).flatten(1).mean(1)).mean()
+
+    def backward(self, gradwrtoutput=None):
+        grad = super().backward(gradwrtoutput)
+        if self._robust is None:
+            return grad
+        robust, absolute = self._robust
+        scale = absolute.view(-1, 1, 1, 1) * self._scale(gradwrtoutput)
+        median_grad = self._saved.sign().mul_(scale)
+        return median_grad.where(robust.view(-1, 1, 1, 1), grad)
 
 
 # --------------------------------------------------------------------------------------
@@ -1628,50 +1668,96 @@ class Recipe:
 class Trainer:
     """Noise2Noise training of a ``Denoiser``'s network, as its ``Recipe`` says: Adam,
     warm-up then cosine decay over the epochs, random flips/rotations and input/target
-    swaps, and plain MSE: the course's pixelation noise has zero mean, so the mean target is
-    the clean image. ``clipped_noise=True`` uses ``ClippedMSE`` instead, for Gaussian noise
-    clipped to 0-255 (each pair's noise level estimated from the pair).
+    swaps, and a loss whose minimiser over the noisy targets is the clean image:
 
-    Its state (the optimizer's, the epochs done, whether the weights were pretrained) is
-    what resuming needs: ``state_dict``/``load_state_dict``.
+    - ``RobustMSE`` (the default): plain MSE, whose minimiser is each pixel's mean target,
+      right for the course's pixelation (zero-mean noise); the pairs that ``train``'s
+      ``robust`` marks (noise whose median is clean, such as impulses) take the squared mean
+      absolute error, whose minimiser is the median;
+    - ``ClippedMSE`` with ``Recipe(clipped_noise=True)``: for Gaussian noise clipped to
+      0-255, each pair's noise level estimated from the pair;
+    - ``loss``, if given: a loss module with that interface (``forward(prediction, target,
+      **per_pair)``, ``backward()``).
+
+    Its state (the optimizer's, the epochs done, whether the weights were pretrained, the
+    recipe) is what resuming needs: ``state_dict``/``load_state_dict``.
     """
 
-    def __init__(self, denoiser, recipe=Recipe(), *, pretrained=False):
+    def __init__(self, denoiser, recipe=Recipe(), *, loss=None, pretrained=False):
         self.denoiser = denoiser
         self.recipe = recipe
-        self.loss = ClippedMSE()
-        self.optimizer = None
+        self.custom_loss, self._recipe_loss = loss, None
+        self._optimizer = None
         self.pretrained = pretrained
         self.epochs_done = 0
 
-    def make_optimizer(self):
-        return Adam(self.denoiser.network.param(), lr=self.recipe.lr, betas=self.recipe.betas)
+    @property
+    def recipe(self):
+        return self._recipe
 
-    def _optimizer(self):
-        if self.optimizer is None:
-            self.optimizer = self.make_optimizer()
-        return self.optimizer
+    @recipe.setter
+    def recipe(self, recipe):
+        if not isinstance(recipe, Recipe):
+            raise TypeError(f'recipe must be a Recipe, got {type(recipe).__name__}')
+        self._recipe = recipe
+
+    @property
+    def loss(self):
+        """The loss module: ``custom_loss`` if given, else the one the recipe calls for."""
+        if self.custom_loss is not None:
+            return self.custom_loss
+        wanted = ClippedMSE if self.recipe.clipped_noise else RobustMSE
+        if type(self._recipe_loss) is not wanted:
+            self._recipe_loss = wanted()
+        return self._recipe_loss
+
+    @property
+    def peak_lr(self):
+        """The schedule's peak: ``recipe.lr`` from random weights; after
+        ``load_pretrained_model``, the small ``finetune_lr``, so that the weights are refined
+        rather than thrown away."""
+        return self.recipe.finetune_lr if self.pretrained else self.recipe.lr
+
+    def make_optimizer(self):
+        return Adam(self.denoiser.network.param(), lr=self.peak_lr, betas=self.recipe.betas)
+
+    @property
+    def optimizer(self):
+        """The optimizer, made (``make_optimizer``) when first needed."""
+        if self._optimizer is None:
+            self._optimizer = self.make_optimizer()
+        return self._optimizer
 
     def state_dict(self):
-        return {'optimizer': self._optimizer().state_dict(), 'epochs_done': self.epochs_done,
-                'pretrained': self.pretrained}
+        recipe = {field.name: list(value) if isinstance(value, tuple) else value
+                  for field in fields(self.recipe)
+                  for value in [getattr(self.recipe, field.name)]}
+        return {'optimizer': self.optimizer.state_dict(), 'epochs_done': self.epochs_done,
+                'pretrained': self.pretrained, 'recipe': recipe}
 
     def load_state_dict(self, state):
-        optimizer = self.make_optimizer()
-        optimizer.load_state_dict(state['optimizer'])
-        self.optimizer, self.epochs_done, self.pretrained = \
+        """Resume from ``state_dict()``: the recipe, the optimizer's state and the progress."""
+        recipe = Recipe(**state['recipe'])
+        previous, self.recipe = self.recipe, recipe
+        try:
+            optimizer = self.make_optimizer()
+            optimizer.load_state_dict(state['optimizer'])
+        except BaseException:
+            self.recipe = previous
+            raise
+        self._optimizer, self.epochs_done, self.pretrained = \
             optimizer, state['epochs_done'], state['pretrained']
 
-    def train(self, train_input, train_target, num_epochs, *, start_epoch=0,
+    def train(self, train_input, train_target, num_epochs, *, robust=None, start_epoch=0,
               on_epoch_end=None, log=None):
         """Train on pairs of 0-255 images for ``num_epochs`` epochs (the schedule's length).
 
-        After loading pretrained weights the peak learning rate is the (small) fine-tuning
-        one, and the warm-up spares the weights the full-size first steps of a fresh Adam:
-        they are refined, not thrown away. ``start_epoch``/``on_epoch_end(epoch)`` let a
-        caller resume a schedule and checkpoint between epochs. Progress lines go to
-        ``log``: a text stream, ``sys.stderr`` (as it is at the call) when None, or none
-        when False."""
+        ``robust``: a bool per pair, (N,), marking the pairs whose noise's median, not mean,
+        is the clean image (``RobustMSE``); None for none. The peak learning rate is
+        ``peak_lr``, and the warm-up spares pretrained weights the full-size first steps of
+        a fresh Adam. ``start_epoch``/``on_epoch_end(epoch)`` let a caller resume a schedule
+        and checkpoint between epochs. Progress lines go to ``log``: a text stream,
+        ``sys.stderr`` (as it is at the call) when None, or none when False."""
         source = _as_images(train_input, 'train_input')
         target = _as_images(train_target, 'train_target')
         if source.shape != target.shape:
@@ -1685,10 +1771,17 @@ class Trainer:
         if min(source.shape[-2:]) < min_side:
             raise ValueError(f'training images must be at least {min_side}x{min_side}, '
                              f'got {tuple(source.shape[-2:])}')
+        if robust is not None:
+            if (getattr(robust, 'dtype', None) != empty(0).bool().dtype
+                    or tuple(robust.shape) != (source.shape[0],)):
+                raise ValueError(f'robust must be a bool tensor of shape ({source.shape[0]},), '
+                                 f'one value per pair, got {getattr(robust, "shape", robust)}')
+            if self.recipe.clipped_noise:
+                raise ValueError('robust pairs need RobustMSE, not the clipped_noise recipe')
         log = sys.stderr if log is None else log
         recipe, network = self.recipe, self.denoiser.network
-        peak_lr = recipe.finetune_lr if self.pretrained else recipe.lr
-        optimizer = self._optimizer()
+        peak_lr = self.peak_lr
+        optimizer = self.optimizer
         # Each pair's noise level, for the loss that models the targets' clipping.
         levels = noise_levels(source, target) if recipe.clipped_noise else None
         n, batch = source.shape[0], recipe.batch_size
@@ -1706,12 +1799,15 @@ class Trainer:
                                               peak_lr, recipe.warmup_steps)
                 index = order[i * batch:(i + 1) * batch]
                 x, y = self._augmented_batch(source, target, index, rng)
-                sigma = (None if levels is None
-                         else levels[index].view(-1, 1, 1, 1).to(self.denoiser.device))
-                loss = self.step(x, y, sigma)
+                per_pair = {}
+                if levels is not None:
+                    per_pair['sigma'] = levels[index].view(-1, 1, 1, 1).to(self.denoiser.device)
+                if robust is not None:
+                    per_pair['robust'] = robust[index].to(self.denoiser.device)
+                loss = self.step(x, y, **per_pair)
                 if not math.isfinite(loss):
                     network.load_state_dict(good_state)
-                    self.optimizer = None  # its moments hold the divergence
+                    self._optimizer = None  # its moments hold the divergence
                     raise RuntimeError(f'training diverged: loss {loss} at epoch {epoch + 1}, '
                                        f'step {i + 1}; the weights of the epoch start were kept')
                 loss_sum += loss
@@ -1733,14 +1829,15 @@ class Trainer:
             x, y = dihedral(x, k), dihedral(y, k)
         return x, y
 
-    def step(self, x, y, sigma=None):
-        """One optimizer step on the batch (x, y); returns the loss."""
-        optimizer, network = self.optimizer, self.denoiser.network
+    def step(self, x, y, **per_pair):
+        """One optimizer step on the batch (x, y), inputs and targets on the 0-1 scale;
+        ``per_pair`` goes to the loss (``sigma``, ``robust``). Returns the loss."""
+        optimizer, network, loss = self.optimizer, self.denoiser.network, self.loss
         optimizer.zero_grad()
-        loss = self.loss(network(x), y, sigma)
-        network.backward(self.loss.backward())
+        value = loss.forward(network(x), y, **per_pair)
+        network.backward(loss.backward())
         optimizer.step()
-        return loss.item()
+        return value.item()
 
 
 def _report(log, epoch, epochs, step, steps, loss, images, started):
@@ -1756,15 +1853,17 @@ class Model:
     """The course's Noise2Noise denoiser: ``train`` on pairs of noisy images, ``predict``
     clean ones; images are 0-255 tensors (uint8 or float), (N, 3, H, W) or (3, H, W).
 
-    A thin composition: ``denoiser`` (the network and ``predict``) and ``trainer`` (its
-    ``Recipe`` and training state). One file format holds both: ``save``/``load``.
+    A thin composition: ``denoiser`` (the network and ``predict``, built from
+    ``architecture``: ``Denoiser.ARCHITECTURE``'s keys) and ``trainer`` (its ``Recipe``,
+    ``recipe`` or the default one, and training state). One file format holds both:
+    ``save``/``load``.
     """
 
     DENOISER, TRAINER = Denoiser, Trainer  # what a variant (the torch.nn twin) replaces
 
-    def __init__(self, **architecture):
+    def __init__(self, recipe=None, **architecture):
         self.denoiser = self.DENOISER(architecture)
-        self.trainer = self.TRAINER(self.denoiser)
+        self.trainer = self.TRAINER(self.denoiser, Recipe() if recipe is None else recipe)
 
     @staticmethod
     def weights_path():
@@ -1786,12 +1885,13 @@ class Model:
     # -- one file format: the architecture, the weights and, for resuming, training ----
     def state(self, *, training=False):
         """What ``save`` writes: the network's architecture and weights and, with
-        ``training``, the trainer's state (optimizer, epochs done) that resuming needs."""
+        ``training``, under ``'trainer'``, the trainer's state that resuming needs
+        (``Trainer.state_dict``: optimizer, epochs done, recipe)."""
         # Lists, not tuples: torch.load(weights_only=True) reads back only plain containers.
         state = {'architecture': {key: list(value) if isinstance(value, tuple) else value
                                   for key, value in self.denoiser.architecture.items()},
                  'state_dict': self.denoiser.network.state_dict()}
-        return {**state, **self.trainer.state_dict()} if training else state
+        return {**state, 'trainer': self.trainer.state_dict()} if training else state
 
     def load_state(self, state, source='state'):
         """Set the model from ``state()``'s format, all or nothing: on any error the model
@@ -1813,9 +1913,10 @@ class Model:
         weights = {name: tensor.clone() for name, tensor in kept.network.state_dict().items()}
         try:
             denoiser.network.load_state_dict(state['state_dict'])
-            trainer = self.TRAINER(denoiser, self.trainer.recipe, pretrained=True)
-            if 'optimizer' in state:  # a checkpoint: resume where it stopped
-                trainer.load_state_dict(state)
+            trainer = self.TRAINER(denoiser, self.trainer.recipe, loss=self.trainer.custom_loss,
+                                   pretrained=True)
+            if 'trainer' in state:  # a checkpoint: resume where it stopped, as it trained
+                trainer.load_state_dict(state['trainer'])
         except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as error:
             kept.network.load_state_dict(weights)
             raise ValueError(f'{source}: {error}') from None

@@ -242,3 +242,20 @@ def test_psnr_definitions():
     noisy[0] = 255
     assert data.psnr_per_image(noisy, clean).tolist() == pytest.approx([0.0, 80.0], abs=1e-6)
     assert data.psnr_global(noisy, clean) == pytest.approx(-10 * math.log10(0.5))
+
+
+def test_build_with_the_mixture(tmp_path, fake_sources):
+    """Training pairs of every family with their families file; validation pairs are those
+    of the pixelation build, byte for byte."""
+    stats = data.build(tmp_path / "mix", n_train=300, n_val=8, seed=2, noise="mixture",
+                       pixelation_share=0.4)
+    data.build(tmp_path / "pixelation", n_train=5, n_val=8, seed=2)
+    saved = torch.load(tmp_path / "mix" / data.TRAIN_FAMILIES_FILE, weights_only=True)
+    assert saved["families"][0] == "pixelation" and saved["index"].shape == (300,)
+    counts = saved["index"].bincount(minlength=4)
+    assert 90 < counts[0] < 150 and (counts[1:] > 40).all()
+    assert stats["train_pairs_per_family"]["pixelation"] == counts[0]
+    assert stats["factor_range"] == list(data.MIXTURE_FACTOR_RANGE)
+    for name in (data.VAL_FILE,):
+        assert (tmp_path / "mix" / name).read_bytes() == (tmp_path / "pixelation" / name).read_bytes()
+    assert not (tmp_path / "pixelation" / data.TRAIN_FAMILIES_FILE).exists()

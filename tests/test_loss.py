@@ -1,11 +1,12 @@
 """MSE against torch.nn.MSELoss: 0-dim forward, gradient, no broadcasting. ClippedMSE against
 autograd through torch.distributions' normal cdf, a Monte-Carlo mean of clipped noise, and
-the point of it: its minimum is the clean value where plain MSE's is biased."""
+the point of it: its minimum is the clean value where plain MSE's is biased. RobustMSE against
+autograd on a per-image formula, and its point: the median of noisy targets as minimiser."""
 import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from Miniproject_2.model import MSE, ClippedMSE
+from Miniproject_2.model import MSE, ClippedMSE, RobustMSE
 from oracle import assert_close
 from strategies import SETTINGS, dtypes, random_tensor, seeds
 
@@ -148,14 +149,16 @@ def test_clipped_mse_is_minimal_at_the_clean_value_where_mse_is_not():
     assert best(MSE()) > clean + 0.03  # the clipped noise's mean, biased towards grey
 
 
+@pytest.mark.parametrize('loss_class', [ClippedMSE, RobustMSE])
 @SETTINGS
-@given(nonempty_shapes, dtypes, seeds)
-def test_clipped_mse_without_sigma_is_mse(shape, dtype, seed):
+@given(shape=nonempty_shapes, dtype=dtypes, seed=seeds)
+def test_the_noise_aware_losses_without_their_argument_are_mse(loss_class, shape, dtype, seed):
+    """ClippedMSE without sigma and RobustMSE without robust marks: MSE, bit for bit."""
     prediction = random_tensor(seed, shape, dtype)
     target = random_tensor(seed + 1, shape, dtype)
-    plain, clipped = MSE(), ClippedMSE()
-    assert torch.equal(clipped(prediction, target), plain(prediction, target))
-    assert torch.equal(clipped.backward(), plain.backward())
+    plain, ours = MSE(), loss_class()
+    assert torch.equal(ours(prediction, target), plain(prediction, target))
+    assert torch.equal(ours.backward(), plain.backward())
 
 
 @pytest.mark.parametrize('sigma, error, match', [
@@ -170,3 +173,62 @@ def test_clipped_mse_without_sigma_is_mse(shape, dtype, seed):
 def test_clipped_mse_rejects_bad_sigma(sigma, error, match):
     with pytest.raises(error, match=f'ClippedMSE.*{match}'):
         ClippedMSE()(torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 4), sigma)
+
+
+# --------------------------------------------------------------------------------------
+# RobustMSE
+# --------------------------------------------------------------------------------------
+
+def autograd_robust_mse(prediction, target, robust, grad_output=None):
+    """Per image, mean squared error, or for a robust one its mean absolute error squared."""
+    with torch.enable_grad():
+        p = prediction.clone().requires_grad_()
+        difference = (p - target).flatten(1)
+        per_image = torch.where(robust, difference.abs().mean(1) ** 2,
+                                difference.pow(2).mean(1))
+        loss = per_image.mean()
+        loss.backward(grad_output)
+    return loss.detach(), p.grad
+
+
+@SETTINGS
+@given(st.integers(1, 5), st.integers(1, 3), st.integers(1, 4), dtypes, seeds,
+       st.floats(-3, 3, allow_nan=False))
+def test_robust_mse_matches_autograd(n, channels, side, dtype, seed, scale):
+    prediction = random_tensor(seed, (n, channels, side, side), dtype)
+    target = random_tensor(seed + 1, prediction.shape, dtype)
+    robust = torch.rand(n, generator=torch.Generator().manual_seed(seed)) < 0.5
+    grad_output = torch.tensor(scale, dtype=dtype)
+    loss_fn = RobustMSE()
+    loss = loss_fn.forward(prediction, target, robust)
+    loss_ref, grad_ref = autograd_robust_mse(prediction, target, robust, grad_output)
+    assert loss.dim() == 0 and loss.dtype == dtype
+    assert_close(loss, loss_ref, 'loss')
+    assert_close(loss_fn.backward(grad_output), grad_ref, 'gradient')
+
+
+@pytest.mark.parametrize('robust', [torch.ones(3, dtype=torch.bool), torch.ones(2),
+                                    torch.ones(2, 1, dtype=torch.bool), [True, False]],
+                         ids=['count', 'dtype', 'shape', 'list'])
+def test_robust_mse_refuses_marks_that_are_not_one_bool_per_image(robust):
+    with pytest.raises(ValueError, match='robust must be a bool tensor'):
+        RobustMSE().forward(torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 4), robust)
+
+
+def minimiser(targets, robust, steps=1000):
+    """The constant c that minimises RobustMSE(c, targets) over one image whose pixels are
+    the noisy targets (gradient descent from their mean)."""
+    target = targets.view(1, 1, 10, 10)
+    c, loss_fn = targets.mean(), RobustMSE()
+    for _ in range(steps):
+        loss_fn.forward(c.expand_as(target), target, torch.tensor([robust]))
+        c = c - 0.05 * loss_fn.backward().sum()
+    return c.item()
+
+
+def test_robust_images_learn_the_median_target_and_the_others_the_mean():
+    """Impulse-like targets (clean 0.3, a quarter of them 1): the squared loss learns their
+    mean, pulled to 0.475; the robust loss learns their median, the clean 0.3."""
+    targets = torch.tensor([0.3] * 75 + [1.0] * 25, dtype=torch.float64)
+    assert minimiser(targets, robust=False) == pytest.approx(0.475, abs=1e-6)
+    assert minimiser(targets, robust=True) == pytest.approx(0.3, abs=1e-2)

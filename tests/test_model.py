@@ -552,8 +552,7 @@ def test_noise_levels_of_flat_and_empty_images():
 @pytest.mark.parametrize('clipped_noise', [True, False])
 def test_training_gives_the_loss_each_pair_s_noise_level(clipped_noise):
     torch.manual_seed(0)
-    m = Model(**TINY)
-    m.trainer.recipe = Recipe(batch_size=16, clipped_noise=clipped_noise)
+    m = Model(Recipe(batch_size=16, clipped_noise=clipped_noise), **TINY)
     sigma = torch.tensor([12.0, 40.0]).repeat_interleave(16)
     clean = images(32, 3, 32, 32, seed=1).float()
     seen = []
@@ -561,7 +560,8 @@ def test_training_gives_the_loss_each_pair_s_noise_level(clipped_noise):
 
     def recording_forward(prediction, target, sigma=None):
         seen.append(sigma)
-        return forward(prediction, target, sigma)
+        return forward(prediction, target) if sigma is None else forward(prediction, target,
+                                                                          sigma)
     m.trainer.loss.forward = recording_forward
     m.train(*clipped_noisy_pair(clean, sigma, seed=2), 1, log=False)
     assert len(seen) == 2
@@ -617,25 +617,24 @@ def test_a_checkpoint_resumes_training_exactly(tmp_path):
     the file gives the weights an uninterrupted run gives."""
     def fresh():
         torch.manual_seed(0)
-        m = Model(**TINY)
-        m.trainer.recipe = Recipe(batch_size=8, warmup_steps=1)
-        return m
+        return Model(Recipe(batch_size=8, warmup_steps=1), **TINY)
     straight = fresh()
     straight.train(*tiny_pairs(), 2, log=False)
     first = fresh()
     first.train(*tiny_pairs(), 2, log=False, on_epoch_end=lambda epoch: first.save(
         tmp_path / 'checkpoint.pth', training=True) if epoch == 0 else None)
-    resumed = Model(**DEEP)
-    resumed.trainer.recipe = first.trainer.recipe
+    resumed = Model(**DEEP)  # another network and the default recipe: the file has both
     resumed.load(tmp_path / 'checkpoint.pth')
     assert resumed.trainer.epochs_done == 1 and not resumed.trainer.pretrained
+    assert resumed.trainer.recipe == first.trainer.recipe != Recipe()
     resumed.train(*tiny_pairs(), 2, start_epoch=resumed.trainer.epochs_done, log=False)
     assert weights_equal(resumed, straight)
 
 
 def test_a_checkpoint_with_a_bad_training_state_leaves_the_model_alone(tmp_path):
     state = Model(**TINY).state(training=True)
-    state['optimizer']['state'] = state['optimizer']['state'][:1]  # one parameter's only
+    optimizer = state['trainer']['optimizer']
+    optimizer['state'] = optimizer['state'][:1]  # one parameter's only
     unchanged_after(save(tmp_path, state), ValueError, 'parameter states for')
 
 
@@ -669,3 +668,75 @@ def test_training_hands_the_network_pixel_major_images():
     with pixel_major_checks(model) as found:
         model.train(images(8, 3, 8, 8), images(8, 3, 8, 8, seed=1), 1, log=False)
     assert found and all(found)
+
+
+# --------------------------------------------------------------------------------------
+# Training seams: the recipe at construction, a loss per pair, a step without train()
+# --------------------------------------------------------------------------------------
+
+def test_a_step_works_on_a_fresh_model():
+    torch.manual_seed(0)
+    m = Model(**TINY)
+    before = [p.clone() for p, _ in m.denoiser.network.param()]
+    x = images(2, 3, 16, 16) / 255
+    loss = m.trainer.step(x, x.flip(-1))
+    assert loss > 0
+    assert any(not torch.equal(a, p) for a, (p, _) in zip(before, m.denoiser.network.param()))
+
+
+def test_the_recipe_is_given_at_construction_and_checked():
+    recipe = Recipe(batch_size=4, lr=1e-3)
+    assert Model(recipe, **TINY).trainer.recipe is recipe
+    with pytest.raises(TypeError, match='recipe must be a Recipe'):
+        Model({'batch_size': 4}, **TINY)
+
+
+def test_the_loss_follows_the_recipe_unless_one_is_given():
+    from Miniproject_2.model import ClippedMSE, RobustMSE, Trainer
+    m = Model(**TINY)
+    assert type(m.trainer.loss) is RobustMSE
+    m.trainer.recipe = Recipe(clipped_noise=True)
+    assert type(m.trainer.loss) is ClippedMSE
+    given = RobustMSE()
+    assert Trainer(m.denoiser, Recipe(clipped_noise=True), loss=given).loss is given
+
+
+def test_training_gives_the_loss_each_pair_s_robust_mark():
+    torch.manual_seed(0)
+    m = Model(Recipe(batch_size=16), **TINY)
+    robust = torch.arange(32) % 3 == 0
+    a = images(32, 3, 16, 16, seed=1)
+    # Each pair's mark is its image's first pixel, 1 where robust: it follows the pair.
+    a[:, :, 0, 0] = robust.float().view(-1, 1)
+    seen = []
+    forward = m.trainer.loss.forward
+
+    def recording_forward(prediction, target, robust=None):
+        seen.append((robust, target))
+        return forward(prediction, target, robust)
+    m.trainer.loss.forward = recording_forward
+    m.train(a, a.clone(), 1, robust=robust, log=False)
+    assert len(seen) == 2
+    for marks, target in seen:
+        corners = target[:, :, [0, -1]][:, :, :, [0, -1]].flatten(1)  # wherever flips put it
+        assert torch.equal(marks, (corners * 255).round().eq(1).any(1)) and marks.any()
+
+
+@pytest.mark.parametrize('robust', [torch.ones(3, dtype=torch.bool), torch.ones(16),
+                                    [True] * 16], ids=['count', 'dtype', 'list'])
+def test_robust_marks_must_be_one_bool_per_pair(robust):
+    with pytest.raises(ValueError, match='robust must be a bool tensor'):
+        Model(**TINY).train(*tiny_pairs(), 1, robust=robust, log=False)
+
+
+def test_robust_marks_refuse_the_clipped_noise_recipe():
+    m = Model(Recipe(clipped_noise=True), **TINY)
+    with pytest.raises(ValueError, match='RobustMSE'):
+        m.train(*tiny_pairs(), 1, robust=torch.ones(16, dtype=torch.bool), log=False)
+
+
+def test_a_checkpoint_holds_the_trainer_state_under_its_own_key():
+    state = Model(Recipe(batch_size=4, betas=(0.5, 0.6)), **TINY).state(training=True)
+    assert set(state) == {'architecture', 'state_dict', 'trainer'}
+    assert state['trainer']['recipe']['batch_size'] == 4
+    assert state['trainer']['recipe']['betas'] == [0.5, 0.6]  # a plain list: weights_only

@@ -96,3 +96,19 @@ def test_a_warm_restart_refuses_weights_of_another_network(data_folder, tmp_path
                                         '--init', str(tmp_path / 'other.pth')])
     with pytest.raises(ValueError, match='holds the network'):
         train.train_run(settings, train.load_pairs(data_folder), tmp_path / 'r')
+
+
+def test_a_mixture_s_pairs_take_the_loss_their_family_needs(data_folder, tmp_path):
+    names = ['pixelation', 'gaussian', 'poisson-gaussian', 'impulses']
+    index = torch.arange(64, dtype=torch.uint8) % 4
+    torch.save({'families': names, 'index': index}, data_folder / 'train_families.pt')
+    settings = settings_for(data_folder, tmp_path / 'run')
+    robust = train.robust_pairs(data_folder, 40, settings)
+    assert torch.equal(robust, index[:40] != 0)
+    assert train.robust_pairs(data_folder, 40, {**settings, 'family_losses': False}) is None
+    assert train.robust_pairs(data_folder, 40, {**settings, 'clean_targets': True}) is None
+    (data_folder / 'train_families.pt').unlink()
+    assert train.robust_pairs(data_folder, 40, settings) is None
+    log, _ = train.train_run(settings_for(data_folder, tmp_path / 'plain', epochs=1),
+                             train.load_pairs(data_folder), tmp_path / 'plain')
+    assert log['settings']['family_losses']

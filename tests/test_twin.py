@@ -12,8 +12,8 @@ TINY = dict(widths=(8, 16))
 
 def trained_weights(model_class, clipped_noise):
     torch.manual_seed(0)
-    model = model_class(**TINY)
-    model.trainer.recipe = Recipe(batch_size=16, warmup_steps=1, clipped_noise=clipped_noise)
+    model = model_class(Recipe(batch_size=16, warmup_steps=1, clipped_noise=clipped_noise),
+                        **TINY)
     generator = torch.Generator().manual_seed(1)
     clean = torch.randint(0, 256, (64, 3, 16, 16), generator=generator).float()
     noisy = [(clean + 30 * torch.randn(clean.shape, generator=generator)).round().clamp(0, 255)

@@ -19,7 +19,11 @@ Usage::
 
     python -m Miniproject_2.others.data --out data/ [--stats results/data_stats.json]
 
-Noise: pixelation, as in the course's data (``--noise gaussian`` for the old stand-in)
+plus, for ``--noise mixture``, ``train_families.pt``: ``{'families': names, 'index': uint8
+tensor}``, each training pair's noise family (``train`` chooses each pair's loss by it).
+
+Noise: pixelation, as in the course's data (``--noise gaussian`` for the old stand-in,
+``--noise mixture`` for the blind model's training pairs)
     The course's handout says its pairs "correspond to downsampled, pixelated images".
     Each 32 x 32 image covers 32 x 32 blocks of f x f source pixels: the clean image is
     each block's mean, and a noisy copy takes, for every output pixel, one source pixel
@@ -43,6 +47,11 @@ Clean images (``sample_pixelated``)
     images. Photos whose short side is under 64 px are skipped. ``--noise gaussian``
     instead takes squares from 32 px to the short side, area-averaged to 32 x 32, with
     ``clip(round(clean + sigma N(0, 1)))``, sigma uniform in [10, 43] per image.
+    ``--noise mixture`` pixelates the training squares with f in ``MIXTURE_FACTOR_RANGE``
+    ([2, 30]), then gives each pair, with probability 1 - ``--pixelation-share``, the noise
+    of one of ``noises.MIXTURE_FAMILIES`` (Gaussian, Poisson-Gaussian, impulses) instead,
+    both copies drawn on the pair's clean image; its validation pairs are the pixelation
+    ones, the same bytes as ``--noise pixelation``'s.
 
 Training photos (Debian packages, fetched with ``apt-get download`` into the
 cache folder and unpacked with ``dpkg-deb -x``, never installed; and one wheel)
@@ -97,15 +106,19 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from Miniproject_2.others import noises
+
 PATCH_SIZE = 32
 MIN_PHOTO_SIDE = 64
 SIGMA_MIN, SIGMA_MAX = 10.0, 43.0
 FACTOR_RANGE = (10, 30)  # pixelation factors f: each output pixel stands for f x f source pixels
 SCENE_FRACTION = 0.5  # a pixelated image shows between this much of a photo's side and all
-NOISES = ("pixelation", "gaussian")
+NOISES = ("pixelation", "gaussian", "mixture")
+MIXTURE_FACTOR_RANGE = (2, 30)  # the mixture's pixelation: the course's factors and smaller
+PIXELATION_SHARE = 0.5  # of the mixture's training pairs; the rest: noises.MIXTURE_FAMILIES
 TRAIN_FILE, VAL_FILE = "train_data.pkl", "val_data.pkl"
 VAL_SIGMA_FILE, STATS_FILE = "val_sigma.pt", "stats.json"
-TRAIN_CLEAN_FILE = "train_clean.pt"
+TRAIN_CLEAN_FILE, TRAIN_FAMILIES_FILE = "train_clean.pt", "train_families.pt"
 
 _OPENCV_PHOTOS = (
     *(f"data/{name}" for name in (
@@ -471,32 +484,42 @@ def noise_statistics(noisy: torch.Tensor, clean: torch.Tensor) -> dict[str, floa
 
 
 def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
-          noise: str = "pixelation", factors: tuple[int, int] = FACTOR_RANGE,
-          scene_fraction: float = SCENE_FRACTION, cache: Path | None = None) -> dict:
+          noise: str = "pixelation", factors: tuple[int, int] | None = None,
+          scene_fraction: float = SCENE_FRACTION, pixelation_share: float = PIXELATION_SHARE,
+          cache: Path | None = None) -> dict:
     """Fetch the photos, synthesise both splits, write them to ``out``; return the statistics.
 
-    ``noise`` is ``'pixelation'`` (the course's, ``sample_pixelated`` with ``factors`` and
-    ``scene_fraction``) or ``'gaussian'`` (``sample_patches`` and ``add_noise``).
+    ``noise`` is ``'pixelation'`` (the course's, ``sample_pixelated`` with ``factors``,
+    default ``FACTOR_RANGE``, and ``scene_fraction``), ``'gaussian'`` (``sample_patches``
+    and ``add_noise``) or ``'mixture'`` (training pairs pixelated with ``factors``, default
+    ``MIXTURE_FACTOR_RANGE``, or, but for ``pixelation_share`` of them, noisy with one of
+    ``noises.MIXTURE_FAMILIES``; validation pairs as ``'pixelation'``'s).
     """
     if noise not in NOISES:
         raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
+    if factors is None:
+        factors = MIXTURE_FACTOR_RANGE if noise == "mixture" else FACTOR_RANGE
     out = Path(out)
     cache = Path(cache) if cache is not None else out / "cache"
     out.mkdir(parents=True, exist_ok=True)
     train_photos = fetch_training_photos(cache)
     val_photos = fetch_validation_photos(cache)
 
-    def noisy_set(photos, n, generator, draws, desc):
-        if noise == "pixelation":
-            return sample_pixelated(photos, n, generator, draws, factors, scene_fraction, desc)
-        clean = sample_patches(photos, n, generator, desc)
-        sigma = draw_sigmas(n, generator)
-        return clean, [add_noise(clean, sigma, generator) for _ in range(draws)]
+    def noisy_set(photos, n, generator, draws, desc, factors=factors):
+        if noise == "gaussian":
+            clean = sample_patches(photos, n, generator, desc)
+            sigma = draw_sigmas(n, generator)
+            return clean, [add_noise(clean, sigma, generator) for _ in range(draws)]
+        return sample_pixelated(photos, n, generator, draws, factors, scene_fraction, desc)
 
-    clean, train = noisy_set(train_photos, n_train, _generator(seed, stream=0), 2,
-                             "training images")
+    generator = _generator(seed, stream=0)
+    clean, train = noisy_set(train_photos, n_train, generator, 2, "training images")
+    if noise == "mixture":
+        families = noises.mixture_families(n_train, pixelation_share, generator)
+        noises.apply_mixture(clean, train, families, generator)
     val_clean, (val_noisy,) = noisy_set(val_photos, n_val, _generator(seed, stream=1), 1,
-                                        "validation images")
+                                        "validation images",
+                                        FACTOR_RANGE if noise == "mixture" else factors)
     # Each validation image's noise level (RMS of noisy - clean), for filters that take one.
     val_sigma = (val_noisy.float() - val_clean.float()).flatten(1).pow(2).mean(1).sqrt()
 
@@ -505,8 +528,10 @@ def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
         "n_train": n_train,
         "n_val": n_val,
         "noise": noise,
-        **({"factor_range": list(factors), "scene_fraction": scene_fraction}
-           if noise == "pixelation" else {"sigma_range": [SIGMA_MIN, SIGMA_MAX]}),
+        **({"sigma_range": [SIGMA_MIN, SIGMA_MAX]} if noise == "gaussian"
+           else {"factor_range": list(factors), "scene_fraction": scene_fraction}),
+        **({"pixelation_share": pixelation_share,
+            "train_pairs_per_family": dict(Counter(families))} if noise == "mixture" else {}),
         "train_photos_per_source": dict(Counter(p.source for p in train_photos)),
         "val_photos_per_source": dict(Counter(p.source for p in val_photos)),
         "train_sources": sorted(path.name for source in TRAINING_SOURCES
@@ -520,6 +545,13 @@ def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
     }
     torch.save(val_sigma, out / VAL_SIGMA_FILE)
     torch.save(clean, out / TRAIN_CLEAN_FILE)
+    if noise == "mixture":
+        names = ("pixelation", *noises.MIXTURE_FAMILIES)
+        torch.save({"families": list(names),
+                    "index": torch.tensor([names.index(f) for f in families],
+                                          dtype=torch.uint8)}, out / TRAIN_FAMILIES_FILE)
+    else:
+        (out / TRAIN_FAMILIES_FILE).unlink(missing_ok=True)
     (out / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n")
     # The two pickles go last: their presence is what marks the build as done.
     save_atomically((val_noisy, val_clean), out / VAL_FILE)
@@ -565,12 +597,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--n-val", type=int, default=1000, help="validation pairs (default: 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--noise", choices=NOISES, default="pixelation",
-                        help="the course's pixelation (default), or Gaussian noise with sigma "
-                             f"uniform in [{SIGMA_MIN:g}, {SIGMA_MAX:g}]")
-    parser.add_argument("--factors", type=int, nargs=2, default=FACTOR_RANGE,
+                        help="the course's pixelation (default), Gaussian noise with sigma "
+                             f"uniform in [{SIGMA_MIN:g}, {SIGMA_MAX:g}], or the blind "
+                             "model's mixture of noises (training pairs only)")
+    parser.add_argument("--factors", type=int, nargs=2, default=None,
                         metavar=("F_MIN", "F_MAX"),
-                        help="pixelation factors, uniform in [F_MIN, F_MAX] "
-                             f"(default: {FACTOR_RANGE[0]} {FACTOR_RANGE[1]})")
+                        help="pixelation factors, uniform in [F_MIN, F_MAX] (default: "
+                             f"{FACTOR_RANGE[0]} {FACTOR_RANGE[1]}; for the mixture "
+                             f"{MIXTURE_FACTOR_RANGE[0]} {MIXTURE_FACTOR_RANGE[1]})")
+    parser.add_argument("--pixelation-share", type=float, default=PIXELATION_SHARE,
+                        help="the mixture's share of pixelated training pairs "
+                             f"(default: {PIXELATION_SHARE})")
     parser.add_argument("--scene-fraction", type=float, default=SCENE_FRACTION,
                         help="smallest side of a pixelated square, as a fraction of the "
                              f"photo's short side (default: {SCENE_FRACTION})")
@@ -581,8 +618,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="also copy the statistics (stats.json) to this file")
     args = parser.parse_args(argv)
     ensure_data(args.out, force=args.force, n_train=args.n_train, n_val=args.n_val,
-                seed=args.seed, noise=args.noise, factors=tuple(args.factors),
-                scene_fraction=args.scene_fraction, cache=args.cache)
+                seed=args.seed, noise=args.noise,
+                factors=None if args.factors is None else tuple(args.factors),
+                scene_fraction=args.scene_fraction, pixelation_share=args.pixelation_share,
+                cache=args.cache)
     if args.stats is not None:
         args.stats.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.out / STATS_FILE, args.stats)

@@ -17,7 +17,8 @@ Settings other than the defaults make the ablations: ``--network baseline`` (the
 network), ``--widths``, ``--skip``, ``--activation``, ``--upsampling``, ``--lr``,
 ``--batch-size``, ``--no-symmetries``, ``--no-swap``, ``--n-train`` (a subset),
 ``--clean-targets`` (Noise2Clean), ``--clipped-mse`` (a loss for clipped Gaussian noise),
-``--framework torch`` (the torch.nn twin trained by autograd with the same recipe).
+``--framework torch`` (the torch.nn twin trained by autograd with the same recipe),
+``--squared-loss`` (plain MSE on a mixture's every pair: see ``noises``).
 ``--init`` starts from saved weights instead of random ones, for a second schedule (a warm
 restart) whose peak is ``--lr``.
 """
@@ -33,12 +34,14 @@ from pathlib import Path
 import torch
 
 from Miniproject_2.model import Denoiser, Model, Recipe
-from Miniproject_2.others.data import (TRAIN_CLEAN_FILE, psnr_per_image,
+from Miniproject_2.others.data import (TRAIN_CLEAN_FILE, TRAIN_FAMILIES_FILE, psnr_per_image,
                                        save_atomically)
+from Miniproject_2.others.noises import ROBUST_FAMILIES
 
 
-# Settings added after runs were logged: the value those older runs effectively had.
-BEFORE_THE_SETTING = {'init': None, 'clipped_noise': False}
+# Settings added after runs were logged: the value those older runs effectively had (their
+# data had no noise families, so the family losses changed nothing).
+BEFORE_THE_SETTING = {'init': None, 'clipped_noise': False, 'family_losses': True}
 
 
 def load_pairs(folder):
@@ -66,18 +69,29 @@ def make_model(settings):
     architecture = {'network': settings['network'], 'widths': tuple(settings['widths']),
                     'activation': settings['activation'], 'upsampling': settings['upsampling'],
                     'skip': settings['skip']}
+    recipe = Recipe(lr=settings['lr'], batch_size=settings['batch_size'],
+                    symmetries=settings['symmetries'],
+                    swap=settings['swap'] and not settings['clean_targets'],
+                    clipped_noise=settings['clipped_noise'], seed=settings['seed'],
+                    # --init starts from trained weights: --lr is that schedule's peak
+                    **({'finetune_lr': settings['lr']} if settings['init'] else {}))
     if settings['framework'] == 'torch':
         from Miniproject_2.others.twin import TorchTwinModel
-        model = TorchTwinModel(**architecture)
-    else:
-        model = Model(**architecture)
-    model.trainer.recipe = Recipe(lr=settings['lr'], batch_size=settings['batch_size'],
-                                  symmetries=settings['symmetries'],
-                                  swap=settings['swap'] and not settings['clean_targets'],
-                                  clipped_noise=settings['clipped_noise'], seed=settings['seed'],
-                                  # a warm restart: its own schedule, peaking at --lr
-                                  **({'finetune_lr': settings['lr']} if settings['init'] else {}))
-    return model
+        return TorchTwinModel(recipe, **architecture)
+    return Model(recipe, **architecture)
+
+
+def robust_pairs(folder, n, settings):
+    """The ``robust`` marks of ``Trainer.train`` for the first ``n`` training pairs of a data
+    folder: the pairs whose family ``noises.ROBUST_FAMILIES`` lists, from its
+    ``train_families.pt`` (a mixture's); None without that file, with clean targets (their
+    mean is the clean image) or with ``--squared-loss``."""
+    path = Path(folder) / TRAIN_FAMILIES_FILE
+    if settings['clean_targets'] or not settings['family_losses'] or not path.is_file():
+        return None
+    saved = torch.load(path, weights_only=True)
+    robust = torch.tensor([name in ROBUST_FAMILIES for name in saved['families']])
+    return robust[saved['index'][:n].long()]
 
 
 def _load_init(model, path):
@@ -147,8 +161,9 @@ def train_run(settings, data, run, out=None):
               f'{" (best, saved)" if psnr > best and out else ""}', file=sys.stderr)
         started = time.perf_counter()
 
-    model.train(train_a, train_b, settings['epochs'], start_epoch=model.trainer.epochs_done,
-                on_epoch_end=end_of_epoch)
+    model.train(train_a, train_b, settings['epochs'],
+                robust=robust_pairs(settings['data'], train_a.shape[0], settings),
+                start_epoch=model.trainer.epochs_done, on_epoch_end=end_of_epoch)
     return log, model
 
 
@@ -178,6 +193,9 @@ def parse_settings(argv=None):
     parser.add_argument('--clipped-mse', action='store_true',
                         help='ClippedMSE: for Gaussian noise clipped to 0-255 (the default, plain '
                              'MSE, is unbiased for the course\'s pixelation)')
+    parser.add_argument('--squared-loss', action='store_true',
+                        help="plain MSE for every pair, even those of a mixture's families "
+                             'whose median is the clean image (noises.ROBUST_FAMILIES)')
     parser.add_argument('--framework', default='ours', choices=['ours', 'torch'])
     parser.add_argument('--seed', type=int, default=defaults['seed'])
     parser.add_argument('--init', help='start from these weights (a .pth file) instead of '
@@ -190,6 +208,7 @@ def parse_settings(argv=None):
                 'swap': not args.no_swap, 'n_train': args.n_train,
                 'clean_targets': args.clean_targets,
                 'clipped_noise': args.clipped_mse and not args.clean_targets,
+                'family_losses': not args.squared_loss,
                 'framework': args.framework,
                 'seed': args.seed, 'init': args.init}
     return settings, args

@@ -103,19 +103,18 @@ class TwinDenoiser(ours.Denoiser):
 
 
 class TwinTrainer(ours.Trainer):
-    """``Trainer`` whose steps are autograd's and torch.optim.Adam's."""
+    """``Trainer`` whose steps are autograd's and torch.optim.Adam's: the loss's forward is
+    ours (tensor operations only), its gradient and the network's come from autograd."""
 
     def make_optimizer(self):
-        return _TorchAdam(self.denoiser.network.parameters(), self.recipe.lr, self.recipe.betas)
+        return _TorchAdam(self.denoiser.network.parameters(), self.peak_lr, self.recipe.betas)
 
-    def step(self, x, y, sigma=None):
-        self.optimizer.zero_grad()
-        prediction = self.denoiser.network(x)
-        if sigma is not None:  # ours.ClippedMSE's forward, differentiated by autograd
-            prediction, _ = ours.expected_clipped(prediction, sigma)
-        loss = nn.functional.mse_loss(prediction, y)
+    def step(self, x, y, **per_pair):
+        optimizer = self.optimizer
+        optimizer.zero_grad()
+        loss = self.loss.forward(self.denoiser.network(x), y, **per_pair)
         loss.backward()
-        self.optimizer.step()
+        optimizer.step()
         return loss.item()
 
 

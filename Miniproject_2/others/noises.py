@@ -1,0 +1,216 @@
+"""Noise processes beyond the course's pixelation, the training mixture, and the bias each
+loss would leave on Noise2Noise targets.
+
+    python -m Miniproject_2.others.noises --data data [--out results/noise_bias.json]
+
+A process takes clean uint8 images ``N x 3 x H x W`` and returns ``draws`` noisy copies of
+each: every image draws its own parameters (a noise level, an impulse rate, ...) once, and
+each copy is an independent draw of the noise with those parameters, so the two images of a
+Noise2Noise pair are two draws of the same process on the same clean image.
+
+Training families (``MIXTURE_FAMILIES``; pixelation, the course's, comes from ``data``):
+
+- ``gaussian``: additive, sigma uniform in [0, 55] per image;
+- ``poisson-gaussian``: a camera's photon noise, a peak log-uniform in [3, 300] photons at
+  white, plus read noise of sigma uniform in [0, 10];
+- ``impulses``: a rate uniform in [1%, 20%] of salt-and-pepper or random-valued impulses,
+  hitting whole pixels or single channels, over nothing (half the images) or over Gaussian
+  noise of sigma up to 30.
+
+Families kept out of training (``HELD_OUT_FAMILIES``, for ``families``): additive uniform
+noise, multiplicative (speckle) noise and luminance noise (one Gaussian value for R, G and
+B).
+
+What each family needs from Noise2Noise (``target_bias``, ``results/noise_bias.json``).
+With the squared loss the network learns each pixel's mean target; with the absolute loss,
+its median. Pixelation has zero mean and no clipping (a noisy pixel is a real pixel), so the
+squared loss is unbiased there, while the median of a block is not its mean. Every other
+family is clipped to 0-255, which pulls the mean of a dark or bright pixel's targets
+towards mid-grey, and impulses pull it towards their own mean; clipping keeps the median
+(a monotone map), and a pixel hit less than half the time keeps its median near the clean
+value. So pixelation pairs take the squared loss and every other family's the absolute one
+(``ROBUST_FAMILIES``; ``RobustMSE`` in model.py). ``target_bias`` measures, per family, the
+PSNR that each loss's minimiser reaches against the clean image: the ceiling its bias puts
+on a perfect network.
+"""
+import argparse
+import json
+import math
+from pathlib import Path
+
+import torch
+
+MIXTURE_FAMILIES = ('gaussian', 'poisson-gaussian', 'impulses')
+ROBUST_FAMILIES = MIXTURE_FAMILIES  # trained with the absolute loss: their median is clean
+
+
+def _uniform(n, low, high, generator):
+    return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
+
+
+def _per_image(values, like):
+    return values.view(-1, *[1] * (like.dim() - 1))
+
+
+def _quantized(images):
+    return images.round().clamp_(0, 255).to(torch.uint8)
+
+
+def _gaussian(clean, sigma, generator):
+    noise = torch.randn(clean.shape, generator=generator, dtype=torch.float64)
+    return clean.double() + noise * _per_image(sigma, clean)
+
+
+def gaussian(clean, generator, draws, sigma=(0.0, 55.0)):
+    """Additive white Gaussian noise, sigma uniform in ``sigma`` per image (0-255 scale)."""
+    sigma = _uniform(clean.shape[0], *sigma, generator)
+    return [_quantized(_gaussian(clean, sigma, generator)) for _ in range(draws)]
+
+
+def poisson_gaussian(clean, generator, draws, peak=(3.0, 300.0), read_sigma=(0.0, 10.0)):
+    """Photon noise at a peak (photons at white) log-uniform in ``peak``, plus Gaussian read
+    noise, sigma uniform in ``read_sigma``: a camera sensor's noise, per channel."""
+    n = clean.shape[0]
+    peaks = _uniform(n, math.log(peak[0]), math.log(peak[1]), generator).exp()
+    sigma = _uniform(n, *read_sigma, generator)
+    photons_per_level = _per_image(peaks / 255, clean)
+    return [_quantized(torch.poisson(clean.double() * photons_per_level, generator=generator)
+                       / photons_per_level
+                       + torch.randn(clean.shape, generator=generator, dtype=torch.float64)
+                       * _per_image(sigma, clean))
+            for _ in range(draws)]
+
+
+def impulses(clean, generator, draws, rate=(0.01, 0.2), sigma=(0.0, 30.0)):
+    """Impulses at a rate uniform in ``rate`` per image: salt-and-pepper (0 or 255) or
+    random values (uniform 0-255), on whole pixels or single channels, over no other noise
+    (half the images) or over Gaussian noise of sigma uniform in ``sigma``."""
+    n = clean.shape[0]
+    rates = _uniform(n, *rate, generator)
+    random_valued, per_channel, over_gaussian = torch.rand(3, n, generator=generator) < 0.5
+    sigma = _uniform(n, *sigma, generator) * over_gaussian
+    copies = []
+    for _ in range(draws):
+        noisy = _gaussian(clean, sigma, generator)
+        shape = clean.shape
+        hit_shape = (n, 1, *shape[2:])
+        hit = torch.where(_per_image(per_channel, clean),
+                          torch.rand(shape, generator=generator, dtype=torch.float64),
+                          torch.rand(hit_shape, generator=generator,
+                                     dtype=torch.float64).expand(shape))
+        hit = hit < _per_image(rates, clean)
+        salt = torch.rand(shape, generator=generator) < 0.5
+        value = torch.where(_per_image(random_valued, clean),
+                            torch.rand(shape, generator=generator, dtype=torch.float64) * 255,
+                            salt.double() * 255)
+        copies.append(_quantized(torch.where(hit, value, noisy)))
+    return copies
+
+
+def uniform(clean, generator, draws, half_width=40.0):
+    """Additive noise uniform in [-half_width, half_width] (held out of training)."""
+    return [_quantized(clean.double() + (torch.rand(clean.shape, generator=generator,
+                                                    dtype=torch.float64) * 2 - 1) * half_width)
+            for _ in range(draws)]
+
+
+def speckle(clean, generator, draws, sigma=0.25):
+    """Multiplicative noise: clean (1 + sigma Z), Z ~ N(0, 1) (held out of training)."""
+    return [_quantized(clean.double() * (1 + sigma * torch.randn(
+        clean.shape, generator=generator, dtype=torch.float64))) for _ in range(draws)]
+
+
+def luminance(clean, generator, draws, sigma=25.0):
+    """Gaussian noise of the same value on R, G and B (held out of training)."""
+    n, _, h, w = clean.shape
+    return [_quantized(clean.double() + sigma * torch.randn(
+        n, 1, h, w, generator=generator, dtype=torch.float64)) for _ in range(draws)]
+
+
+PROCESSES = {'gaussian': gaussian, 'poisson-gaussian': poisson_gaussian,
+             'impulses': impulses, 'uniform': uniform, 'speckle': speckle,
+             'luminance': luminance}
+HELD_OUT_FAMILIES = ('uniform', 'speckle', 'luminance')
+
+
+def mixture_families(n, pixelation_share, generator):
+    """Each of ``n`` images' family: pixelation with probability ``pixelation_share``, else
+    one of ``MIXTURE_FAMILIES`` with equal probability. Returns a list of names."""
+    if not 0 <= pixelation_share <= 1:
+        raise ValueError(f'pixelation_share must be in [0, 1], got {pixelation_share}')
+    pixelated = torch.rand(n, generator=generator) < pixelation_share
+    other = torch.randint(len(MIXTURE_FAMILIES), (n,), generator=generator)
+    return ['pixelation' if p else MIXTURE_FAMILIES[o]
+            for p, o in zip(pixelated.tolist(), other.tolist())]
+
+
+def apply_mixture(clean, pixelated, families, generator):
+    """Replace the pixelated copies of the images whose family is not pixelation by copies
+    of their family's noise on the clean image. ``pixelated`` is a list of uint8 batches
+    (the copies), changed in place and returned."""
+    for name in MIXTURE_FAMILIES:
+        rows = torch.tensor([i for i, f in enumerate(families) if f == name], dtype=torch.long)
+        if len(rows):
+            for batch, copy in zip(pixelated, PROCESSES[name](clean[rows], generator,
+                                                               len(pixelated))):
+                batch[rows] = copy
+    return pixelated
+
+
+def bias_ceilings(copies, clean):
+    """The PSNR (dB) that the bias of each loss's minimiser allows, from many noisy copies
+    ``K x N x 3 x H x W`` of ``clean``: the squared loss learns each pixel's mean target, the
+    absolute loss its median. The copies are split in two halves and each statistic taken
+    on both: the product of the two errors has the squared bias as its mean (the halves'
+    sampling errors are independent), so the estimate is not inflated by the finite K. An
+    unbiased minimiser gives a large (or infinite) ceiling."""
+    first, second = copies.double().chunk(2)
+    clean = clean.double()
+
+    def ceiling(a, b):
+        squared_bias = ((a - clean) * (b - clean)).mean().item() / 255 ** 2
+        return math.inf if squared_bias <= 0 else -10 * math.log10(squared_bias)
+    return {'squared loss (mean)': ceiling(first.mean(0), second.mean(0)),
+            'absolute loss (median)': ceiling(first.median(0).values,
+                                              second.median(0).values)}
+
+
+def target_bias(photos, n_images=100, draws=200, seed=0):
+    """{family: bias_ceilings} over ``n_images`` clean images of ``photos`` with ``draws``
+    noisy targets each: pixelation (f 10-30) and every process of ``PROCESSES``."""
+    from Miniproject_2.others.data import sample_pixelated
+    generator = torch.Generator().manual_seed(seed)
+    clean, pixelated = sample_pixelated(photos, n_images, generator, draws,
+                                        desc='pixelating for the bias')
+    rows = {'pixelation': bias_ceilings(torch.stack(pixelated), clean)}
+    for name, process in PROCESSES.items():
+        rows[name] = bias_ceilings(torch.stack(process(clean, generator, draws)), clean)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--data', default='data', help="the data folder (its cache/ holds "
+                                                       "the validation photos)")
+    parser.add_argument('--images', type=int, default=100)
+    parser.add_argument('--draws', type=int, default=200)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--out', default=None, help='write the table as JSON here')
+    args = parser.parse_args(argv)
+    from Miniproject_2.others.data import fetch_validation_photos
+    rows = target_bias(fetch_validation_photos(Path(args.data) / 'cache'), args.images,
+                       args.draws, args.seed)
+    print(f"{'family':18} {'squared loss':>13} {'absolute loss':>14}   (the ceiling the bias "
+          f"allows, dB)")
+    for name, row in rows.items():
+        print(f"{name:18} {row['squared loss (mean)']:13.2f} "
+              f"{row['absolute loss (median)']:14.2f}")
+    if args.out:
+        Path(args.out).write_text(json.dumps({'images': args.images, 'draws': args.draws,
+                                              'seed': args.seed, 'rows': rows}, indent=1)
+                                  + '\n')
+        print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()

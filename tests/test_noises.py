@@ -1,0 +1,91 @@
+"""The noise families of the blind model's mixture: pairs are two draws of one process on one
+clean image, seeded, uint8; the mixture's shares; the bias each loss leaves on the targets."""
+import math
+
+import pytest
+import torch
+
+from Miniproject_2.others import noises
+
+
+def generator(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def clean_images(n=64, seed=0):
+    return torch.randint(0, 256, (n, 3, 8, 8), generator=generator(seed), dtype=torch.uint8)
+
+
+@pytest.mark.parametrize('name', list(noises.PROCESSES))
+def test_a_process_gives_independent_seeded_uint8_copies(name):
+    clean = clean_images()
+    first, second = noises.PROCESSES[name](clean, generator(1), 2)
+    again = noises.PROCESSES[name](clean, generator(1), 2)
+    assert first.dtype == torch.uint8 and first.shape == clean.shape
+    assert torch.equal(first, again[0]) and torch.equal(second, again[1])
+    assert not torch.equal(first, second) and not torch.equal(first, clean)
+
+
+def test_the_two_copies_share_each_image_s_noise_level():
+    """Per image, both copies of Gaussian noise have the same spread (one sigma per image),
+    and the sigmas differ across images."""
+    clean = torch.full((400, 3, 16, 16), 128, dtype=torch.uint8)
+    first, second = noises.gaussian(clean, generator(), 2)
+    spread = [(copy.double() - 128).flatten(1).std(1) for copy in (first, second)]
+    assert torch.allclose(spread[0], spread[1], rtol=0.15, atol=1.0)
+    assert spread[0].min() < 10 and spread[0].max() > 45
+
+
+def test_impulses_hit_at_their_rate_and_keep_the_median():
+    clean = torch.full((2000, 3, 8, 8), 100, dtype=torch.uint8)
+    (noisy,) = noises.impulses(clean, generator(), 1, rate=(0.1, 0.1), sigma=(0.0, 0.0))
+    hit = (noisy != 100).double().mean().item()
+    assert 0.09 < hit < 0.11
+    assert noisy.double().median().item() == 100
+
+
+def test_luminance_noise_is_the_same_on_r_g_and_b():
+    clean = torch.full((4, 3, 8, 8), 128, dtype=torch.uint8)
+    (noisy,) = noises.luminance(clean, generator(), 1)
+    assert torch.equal(noisy[:, 0], noisy[:, 1]) and torch.equal(noisy[:, 1], noisy[:, 2])
+
+
+@pytest.mark.parametrize('share', [0.0, 0.3, 1.0])
+def test_the_mixture_gives_pixelation_its_share_and_the_rest_evenly(share):
+    families = noises.mixture_families(6000, share, generator())
+    counts = {name: families.count(name) / 6000
+              for name in ('pixelation', *noises.MIXTURE_FAMILIES)}
+    assert counts['pixelation'] == pytest.approx(share, abs=0.02)
+    for name in noises.MIXTURE_FAMILIES:
+        assert counts[name] == pytest.approx((1 - share) / 3, abs=0.02)
+
+
+def test_the_mixture_share_must_be_a_fraction():
+    with pytest.raises(ValueError, match='pixelation_share'):
+        noises.mixture_families(10, 1.5, generator())
+
+
+def test_apply_mixture_replaces_only_the_other_families_copies():
+    clean = clean_images(8)
+    pixelated = [clean.clone() for _ in range(2)]
+    families = ['pixelation', 'gaussian', 'pixelation', 'impulses'] * 2
+    noises.apply_mixture(clean, pixelated, families, generator())
+    for i, family in enumerate(families):
+        kept = torch.equal(pixelated[0][i], clean[i])
+        assert kept == (family == 'pixelation'), (i, family)
+    assert not torch.equal(pixelated[0], pixelated[1])
+
+
+def test_bias_ceilings_see_the_mean_s_bias_and_not_the_sampling_noise():
+    """Unbiased copies (noise of mean 0 and median 0) give ceilings far above what the noise
+    alone would give; copies shifted by ten grey levels in a tenth of the draws bias the mean
+    by one grey level, a ceiling of 20 log10(255), and leave the median alone."""
+    g = generator()
+    clean = torch.full((20, 3, 8, 8), 100.0, dtype=torch.float64)
+    copies = clean + 10 * torch.randn((200, *clean.shape), generator=g, dtype=torch.float64)
+    assert min(noises.bias_ceilings(copies, clean).values()) > 50
+    impulses = torch.rand((200, *clean.shape), generator=g) < 0.1
+    shifted = torch.where(impulses, clean + 10, clean)
+    ceilings = noises.bias_ceilings(shifted, clean)
+    assert ceilings['squared loss (mean)'] == pytest.approx(20 * math.log10(255 / 1), abs=0.3)
+    assert ceilings['absolute loss (median)'] == math.inf
