@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from Miniproject_2.others import families, filters
+from Miniproject_2.others import data, families, filters, noises
 
 
 def _images(seed=0, n=4, size=16):
@@ -55,14 +55,33 @@ def test_tune_picks_the_best_parameter():
         filters.score(filters.gaussian_blur(noisy, *widest), clean))
 
 
-def test_additive_families_have_their_noise():
+def family(name):
+    return next(f for f in families.FAMILIES if f.name == name)
+
+
+def test_the_families_have_their_noise():
     clean = torch.full((200, 3, 8, 8), 128, dtype=torch.uint8)
     generator = torch.Generator().manual_seed(0)
-    impulses = families.gaussian_with_impulses(clean, generator)
-    hit = (impulses == 0) | (impulses == 255)
-    assert 0.03 < hit.all(1).float().mean() < 0.07  # 5% of pixels, all channels at once
-    photon = families.poisson_gaussian(clean, generator).float() - 128
+    (impulses,) = family('salt and pepper, 10%').process(clean, generator, 1)
+    hit = impulses != 128
+    assert 0.08 < hit.all(1).float().mean() < 0.12  # 10% of pixels, all channels at once
+    assert torch.equal(hit.any(1), hit.all(1)) and set(impulses[hit].tolist()) == {0, 255}
+    (photon,) = family('Poisson-Gaussian, 20 photons + sigma 10').process(clean, generator, 1)
+    photon = photon.float() - 128
     # Poisson at peak 20 (variance 128/255 * 20 photons of 255/20 each) plus sigma 10.
     expected = (128 / 255 * 20 * (255 / 20) ** 2 + 10 ** 2) ** 0.5
     assert photon.std() == pytest.approx(expected, rel=0.05)
     assert abs(photon.mean()) < 1
+
+
+def test_the_held_out_families_are_not_in_the_training_mixture():
+    held_out = {f.process.func.__name__ if hasattr(f.process, 'func') else f.process.__name__
+                for f in families.FAMILIES if f.held_out and f.process is not None}
+    assert held_out == set(noises.HELD_OUT_FAMILIES)
+    assert not held_out & set(noises.MIXTURE_FAMILIES)
+    assert all(f.factors[0] > data.MIXTURE_FACTOR_RANGE[1]
+               for f in families.FAMILIES if f.held_out and f.factors)
+
+
+def test_weights_are_labelled():
+    assert families.labelled(['a=x.pth', 'y.pth']) == {'a': 'x.pth', 'y.pth': 'y.pth'}

@@ -1,107 +1,143 @@
-"""How the denoiser holds up when the noise differs from the course's ("noise characteristics
+"""How the denoisers hold up when the noise differs from the course's ("noise characteristics
 may vary"): one table over families of noise, all made from the validation photos.
 
     python -m Miniproject_2.others.families --data data --out results/families.json \
-        [--weights Miniproject_2/bestmodel.pth results/gaussian/bestmodel.pth]
+        --weights pixelation=results/pixelation/bestmodel.pth \
+        gaussian=results/gaussian/bestmodel.pth blind=Miniproject_2/bestmodel.pth
 
-Families (500 images each, seeded; clean images are the block means of pixelated squares
-of the validation photos, as in ``val_data.pkl``):
-
-- pixelation with factors below, inside and above the training range. A factor is cut to
-  what the square allows (photos are never upsampled), and the validation photos' short
-  sides of 300-512 px stop it at about 16; so the row above the range pixelates squares of
-  the (much larger) training photos: new crops and draws, but photos the network has seen;
-- Gaussian noise, sigma uniform in [10, 43] (the set the project first trained on);
-- Poisson-Gaussian (photon noise at a peak of 20 photons for white, plus sigma 10);
-- Gaussian noise (sigma 15) with 5% of the pixels set to 0 or 255 (impulses).
+Families (``N_IMAGES`` images each, seeded; clean images are the block means of pixelated
+squares of the validation photos, as in ``val_data.pkl``): ``FAMILIES``, each made by a
+process of ``noises`` (or pixelation) with its parameters fixed. Those marked held out are
+kept out of the blind model's training mixture: uniform, speckle and luminance noise, and
+pixelation by factors of 40-60, beyond the mixture's 2-30. A factor is cut to what the
+square allows (photos are never upsampled), and the validation photos' short sides of
+300-512 px stop it at about 16; so that row pixelates squares of the (much larger) training
+photos: new crops and draws, but photos the networks have seen.
 
 Each row gives the noisy input's PSNR, the best classical filter's (``filters.tune``, tuned
 on that family), and each weights file's, with the self-ensemble ``predict`` applies.
 """
 import argparse
+import dataclasses
+import functools
 import json
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from Miniproject_2.model import Model
-from Miniproject_2.others import filters
-from Miniproject_2.others.data import (PATCH_SIZE, add_noise, fetch_training_photos,
+from Miniproject_2.others import filters, noises
+from Miniproject_2.others.data import (PATCH_SIZE, fetch_training_photos,
                                        fetch_validation_photos, sample_pixelated)
 
 N_IMAGES = 500
 
 
-def _generator(seed):
-    return torch.Generator().manual_seed(seed)
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A row of the table: pixelation by ``factors`` (of the training photos if
+    ``training_photos``), or ``process`` (a function of ``noises``'s kind) on the clean
+    images."""
+
+    name: str
+    held_out: bool = False
+    factors: tuple[int, int] | None = None
+    training_photos: bool = False
+    process: Callable | None = None
 
 
-def _quantized(images):
-    return images.round().clamp(0, 255).to(torch.uint8)
+def _fixed(process, **parameters):
+    return functools.partial(process, **parameters)
 
 
-def poisson_gaussian(clean, generator, peak=20.0, sigma=10.0):
-    photons = torch.poisson(clean.double() / 255 * peak, generator=generator)
-    gaussian = torch.randn(clean.shape, generator=generator, dtype=torch.float64) * sigma
-    return _quantized(photons * (255 / peak) + gaussian)
-
-
-def gaussian_with_impulses(clean, generator, sigma=15.0, fraction=0.05):
-    noisy = add_noise(clean, torch.full((clean.shape[0],), sigma), generator)
-    hit = torch.rand(clean.shape[0], 1, *clean.shape[2:], generator=generator) < fraction
-    salt = torch.rand(hit.shape, generator=generator) < 0.5
-    return torch.where(hit, salt.to(torch.uint8) * 255, noisy)
-
-
-def pixelation_family(photos, factors, seed):
-    clean, (noisy,) = sample_pixelated(photos, N_IMAGES, _generator(seed), 1, factors,
-                                       desc=f'pixelation f {factors[0]}-{factors[1]}')
-    return noisy, clean
+_SALT_AND_PEPPER = dict(random_valued_share=0, per_channel_share=0)
+FAMILIES = (
+    Family('pixelation, f 2-3', factors=(2, 3)),
+    Family('pixelation, f 4-7', factors=(4, 7)),
+    Family("pixelation, f 10-30 (the course's)", factors=(10, 30)),
+    Family('pixelation, f 40-60, training photos', held_out=True, factors=(40, 60),
+           training_photos=True),
+    Family('Gaussian, sigma 10-43', process=_fixed(noises.gaussian, sigma=(10, 43))),
+    Family('Gaussian, sigma 50', process=_fixed(noises.gaussian, sigma=(50, 50))),
+    Family('Poisson-Gaussian, 20 photons + sigma 10',
+           process=_fixed(noises.poisson_gaussian, peak=(20, 20), read_sigma=(10, 10))),
+    Family('camera: 30 photons + sigma 5',
+           process=_fixed(noises.poisson_gaussian, peak=(30, 30), read_sigma=(5, 5))),
+    Family('Gaussian 15 + 5% impulses',
+           process=_fixed(noises.impulses, rate=(0.05, 0.05), sigma=(15, 15),
+                          over_gaussian_share=1, **_SALT_AND_PEPPER)),
+    Family('salt and pepper, 10%',
+           process=_fixed(noises.impulses, rate=(0.1, 0.1), over_gaussian_share=0,
+                          **_SALT_AND_PEPPER)),
+    Family('random-valued impulses, 10% of channels',
+           process=_fixed(noises.impulses, rate=(0.1, 0.1), over_gaussian_share=0,
+                          random_valued_share=1, per_channel_share=1)),
+    Family('uniform, +-40', held_out=True, process=noises.uniform),
+    Family('speckle, 25%', held_out=True, process=noises.speckle),
+    Family('luminance, sigma 25', held_out=True, process=noises.luminance),
+)
 
 
 def families(cache, seed=0):
-    """{family name: (noisy, clean)}, uint8 batches N x 3 x 32 x 32."""
-    photos = fetch_validation_photos(cache)
-    result = {f'pixelation, f {low}-{high}': pixelation_family(photos, (low, high), seed)
-              for low, high in ((2, 3), (4, 7), (10, 30))}
-    result['pixelation, f 40-60, training photos'] = pixelation_family(
-        fetch_training_photos(cache), (40, 60), seed)
-    _, clean = result['pixelation, f 10-30']
-    generator = _generator(seed + 1)
-    sigma = 10 + 33 * torch.rand(clean.shape[0], generator=generator)
-    result['Gaussian, sigma 10-43'] = add_noise(clean, sigma, generator), clean
-    result['Poisson-Gaussian'] = poisson_gaussian(clean, generator), clean
-    result['Gaussian + 5% impulses'] = gaussian_with_impulses(clean, generator), clean
+    """{family name: (noisy, clean)}, uint8 batches N x 3 x 32 x 32, for ``FAMILIES``."""
+    photos = {False: fetch_validation_photos(cache)}
+    course_clean = None
+    result = {}
+    for index, family in enumerate(FAMILIES):
+        generator = torch.Generator().manual_seed(seed * 1000 + index)
+        if family.factors is not None:
+            if family.training_photos and True not in photos:
+                photos[True] = fetch_training_photos(cache)
+            clean, (noisy,) = sample_pixelated(photos[family.training_photos], N_IMAGES,
+                                               generator, 1, family.factors,
+                                               desc=family.name)
+            if family.factors == (10, 30):
+                course_clean = clean
+        else:
+            clean = course_clean
+            (noisy,) = family.process(clean, generator, 1)
+        result[family.name] = noisy, clean
     assert all(noisy.shape[-1] == PATCH_SIZE for noisy, _ in result.values())
     return result
 
 
 def evaluate(sets, weights):
-    """The table's rows: per family, the noisy input's, the best filter's and each weights
-    file's mean per-image PSNR (dB)."""
+    """The table's rows: per family, whether it is held out of the blind model's training,
+    the noisy input's, the best filter's and each weights file's mean per-image PSNR (dB).
+    ``weights``: {label: path}."""
     models = {}
-    for path in weights:
-        models[str(path)] = Model()
-        models[str(path)].load_pretrained_model(path)
+    for label, path in weights.items():
+        models[label] = Model()
+        models[label].load_pretrained_model(path)
+    held_out = {family.name: family.held_out for family in FAMILIES}
     rows = {}
     for name, (noisy, clean) in sets.items():
         tuned = filters.tune(noisy, clean)
         best = filters.best_filter(tuned)
-        rows[name] = {'noisy': filters.score(noisy.float(), clean),
+        rows[name] = {'held_out': held_out[name],
+                      'noisy': filters.score(noisy.float(), clean),
                       'best filter': {'name': best, **tuned[best]},
-                      'models': {path: filters.score(model.predict(noisy), clean)
-                                 for path, model in models.items()}}
+                      'models': {label: filters.score(model.predict(noisy), clean)
+                                 for label, model in models.items()}}
+        print(f'{name}: done', flush=True)
     return rows
 
 
 def print_table(rows):
-    weights = list(next(iter(rows.values()))['models'])
-    print('| noise | noisy | best filter | ' + ' | '.join(f'`{w}`' for w in weights) + ' |')
-    print('|---|---|---|' + '---|' * len(weights))
+    labels = list(next(iter(rows.values()))['models'])
+    print('| noise | noisy | best filter | ' + ' | '.join(labels) + ' |')
+    print('|---|---|---|' + '---|' * len(labels))
     for name, row in rows.items():
         filter_cell = f"{row['best filter']['psnr']:.2f} ({row['best filter']['name']})"
         cells = [f"{psnr:.2f} ({psnr - row['noisy']:+.2f})" for psnr in row['models'].values()]
-        print(f"| {name} | {row['noisy']:.2f} | {filter_cell} | {' | '.join(cells)} |")
+        label = f'{name} (held out)' if row['held_out'] else name
+        print(f"| {label} | {row['noisy']:.2f} | {filter_cell} | {' | '.join(cells)} |")
+
+
+def labelled(entries):
+    """{label: path} from ``LABEL=PATH`` (or ``PATH``, labelled by itself) entries."""
+    return dict(entry.split('=', 1) if '=' in entry else (entry, entry) for entry in entries)
 
 
 def main(argv=None):
@@ -109,16 +145,19 @@ def main(argv=None):
     parser.add_argument('--data', default='data', help='the data folder (its cache/ holds '
                                                        'the validation photos)')
     parser.add_argument('--weights', nargs='+', default=[Model.weights_path()],
+                        metavar='[LABEL=]PATH',
                         help='weights files to evaluate (default: the shipped one)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', default=None, help='write the rows as JSON here')
     args = parser.parse_args(argv)
-    rows = evaluate(families(Path(args.data) / 'cache', args.seed), args.weights)
+    weights = labelled(args.weights)
+    rows = evaluate(families(Path(args.data) / 'cache', args.seed), weights)
     print_table(rows)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({'seed': args.seed, 'n_images': N_IMAGES,
-                                              'rows': rows}, indent=1) + '\n')
+                                              'weights': weights, 'rows': rows}, indent=1)
+                                  + '\n')
         print(f'wrote {args.out}')
 
 

@@ -81,22 +81,25 @@ def poisson_gaussian(clean, generator, draws, peak=(3.0, 300.0), read_sigma=(0.0
             for _ in range(draws)]
 
 
-def impulses(clean, generator, draws, rate=(0.01, 0.2), sigma=(0.0, 30.0)):
-    """Impulses at a rate uniform in ``rate`` per image: salt-and-pepper (0 or 255) or
-    random values (uniform 0-255), on whole pixels or single channels, over no other noise
-    (half the images) or over Gaussian noise of sigma uniform in ``sigma``."""
-    n = clean.shape[0]
+def impulses(clean, generator, draws, rate=(0.01, 0.2), sigma=(0.0, 30.0),
+             random_valued_share=0.5, per_channel_share=0.5, over_gaussian_share=0.5):
+    """Impulses at a rate uniform in ``rate`` per image, each channel of a hit pixel set to
+    0 or 255 (salt and pepper) or, for a ``random_valued_share`` of the images, to a random
+    value (uniform 0-255); hitting whole pixels or, for a ``per_channel_share``, single
+    channels; over no other noise or, for an ``over_gaussian_share``, over Gaussian noise of
+    sigma uniform in ``sigma``."""
+    n, shape = clean.shape[0], clean.shape
     rates = _uniform(n, *rate, generator)
-    random_valued, per_channel, over_gaussian = torch.rand(3, n, generator=generator) < 0.5
+    shares = torch.tensor([random_valued_share, per_channel_share, over_gaussian_share])
+    random_valued, per_channel, over_gaussian = (torch.rand(3, n, generator=generator)
+                                                 < shares.view(3, 1))
     sigma = _uniform(n, *sigma, generator) * over_gaussian
     copies = []
     for _ in range(draws):
         noisy = _gaussian(clean, sigma, generator)
-        shape = clean.shape
-        hit_shape = (n, 1, *shape[2:])
         hit = torch.where(_per_image(per_channel, clean),
                           torch.rand(shape, generator=generator, dtype=torch.float64),
-                          torch.rand(hit_shape, generator=generator,
+                          torch.rand((n, 1, *shape[2:]), generator=generator,
                                      dtype=torch.float64).expand(shape))
         hit = hit < _per_image(rates, clean)
         salt = torch.rand(shape, generator=generator) < 0.5
