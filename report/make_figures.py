@@ -673,8 +673,9 @@ def families_numbers(root, numbers, out):
     numbers['famImages'] = fmt(get(report, 'n_images'))
     numbers['famSeed'] = fmt(get(report, 'seed'))
     numbers['famCount'] = fmt(len(rows) if report else None)
-    numbers['famHeldOutCount'] = fmt(sum(bool(row.get('held_out')) for *_, row in rows)
-                                     if report else None)
+    held_out = sum(bool(row.get('held_out')) for *_, row in rows)
+    numbers['famHeldOutCount'] = fmt(held_out if report else None)
+    numbers['famHeldOutNote'] = r' $^\ast$: held out of training.' if held_out else ''
     gains = {stem: {} for _, stem, _ in models}  # model -> {family name: gain}
     over_filter = {stem: [] for _, stem, _ in models}
     best_counts = {stem: 0 for _, stem, _ in models}
