@@ -56,7 +56,7 @@ plt.rcParams.update({
     'pdf.fonttype': 42, 'axes.linewidth': 0.6, 'lines.linewidth': 1.2,
 })
 
-COLUMN_IN, PAGE_IN = 3.4, 7.0  # widths of a column and of the text in report.tex
+PAGE_IN = 8.27 - 2 * 0.55  # the text width of report.tex (A4, 0.55in margins), in inches
 
 
 def warn(message):
