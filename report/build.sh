@@ -5,7 +5,9 @@
 # 2. python3 report/make_figures.py: figures, tables and build/numbers.tex from results/
 #    (missing results become bold ?? placeholders, with a warning, and the build goes on);
 # 3. latexmk compiles report/report.tex into report/build/ and the PDF is copied to
-#    Miniproject_2/Report_2.pdf.
+#    Miniproject_2/Report_2.pdf;
+# 4. report/stamp.py writes report/sources.sha256, the SHA-256 of the PDF and of the committed
+#    files it was built from, which tests/test_report.py checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,5 +44,9 @@ latexmk -pdf -interaction=nonstopmode -halt-on-error -file-line-error -outdir=bu
 }
 cd ..
 cp report/build/report.pdf Miniproject_2/Report_2.pdf
+python3 report/stamp.py write
 pages=$(grep -o 'Output written on .* (\([0-9]*\) page' report/build/report.log | grep -o '([0-9]*' | tr -d '(' || true)
-echo "build.sh: wrote Miniproject_2/Report_2.pdf (${pages:-?} pages)"
+echo "build.sh: wrote Miniproject_2/Report_2.pdf (${pages:-?} pages); commit it with report/sources.sha256"
+if [ "${pages:-0}" -gt 3 ]; then
+    echo "build.sh: WARNING: ${pages} pages, the course allows 3 (tests/test_report.py fails)" >&2
+fi

@@ -11,13 +11,13 @@ Reads (paths relative to ``--root``, the repository root by default):
 - ``results/families.json``            the noise-family table (families.py);
 - ``results/ablations.json``           the ablations (ablate.py);
 - ``results/bench.json``               speed against torch.nn in both memory layouts (bench.py);
-- ``results/bench_layers.json``        per-layer speed and MKL's GEMM rates (bench.py --layers);
-- ``results/gaussian/compare.json``    the history: what the project measured on Gaussian noise;
 - ``Miniproject_2/bestmodel.pth``, ``data/val_data.pkl`` and the scikit-image wheel cached
   in ``data/cache/``                   for the denoising examples.
 
 Writes into ``--out`` (``report/build``): ``numbers.tex`` (one ``\\newcommand`` per number
-quoted in the text), ``*_table.tex`` (table bodies) and the figures. Every number of the
+quoted in the text), ``*_table.tex`` (table bodies; ``families_table.tex`` is the whole
+tabular, its columns those of families.json), the figure, and ``inputs.txt``, the files it
+read, for the stamp (``report/stamp.py``). Every number of the
 report comes from here. A missing or unreadable input never stops the script: its numbers
 become a bold ``??``, its figure or table a visible placeholder, and a warning is printed,
 so the report builds now and is simply rebuilt when the results land.
@@ -41,6 +41,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 MISSING = r'\missing{}'
 WARNINGS = []
+INPUTS = set()  # every file read, for the stamp (build/inputs.txt, report/stamp.py)
+
+
+def used(path):
+    """Record a file this script reads; returns it."""
+    INPUTS.add(Path(path).resolve())
+    return path
 
 plt.rcParams.update({
     'font.size': 8, 'axes.titlesize': 8, 'axes.labelsize': 8, 'xtick.labelsize': 8,
@@ -49,7 +56,7 @@ plt.rcParams.update({
     'pdf.fonttype': 42, 'axes.linewidth': 0.6, 'lines.linewidth': 1.2,
 })
 
-COLUMN_IN, PAGE_IN = 3.4, 7.0  # widths of a column and of the text in report.tex
+PAGE_IN = 8.27 - 2 * 0.55  # the text width of report.tex (A4, 0.55in margins), in inches
 
 
 def warn(message):
@@ -58,6 +65,7 @@ def warn(message):
 
 
 def read_json(path):
+    used(path)
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -92,10 +100,12 @@ def fmt(value, digits=2):
 
 
 def fmt_signed(value, digits=2):
-    """'+1.23' or '$-$0.45' (a difference of PSNR)."""
+    """'+1.23', '$-$0.45' or '$\\pm$0.00' (a difference of PSNR)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return MISSING
     text = f'{value:+.{digits}f}'
+    if float(text) == 0:
+        return rf'$\pm${text[1:]}'
     return text.replace('-', '$-$') if text.startswith('-') else text
 
 
@@ -332,7 +342,7 @@ def shipped_run_numbers(root, log, numbers):
                                                       'upsampling', 'skip') if k in settings})
     else:
         try:
-            saved = torch.load(root / 'Miniproject_2/bestmodel.pth', weights_only=True)
+            saved = torch.load(used(root / 'Miniproject_2/bestmodel.pth'), weights_only=True)
             architecture.update(saved['architecture'])
         except Exception:
             warn('no shipped run and no readable bestmodel.pth: architecture from '
@@ -387,38 +397,6 @@ def shipped_run_numbers(root, log, numbers):
     numbers['mainMinutesPerEpoch'] = fmt(seconds[len(seconds) // 2] / 60 if seconds else None, 1)
     numbers['mainHours'] = fmt(sum(seconds) / 3600 if seconds else None, 1)
     numbers['mainImagesPerSecond'] = fmt(round(rates[len(rates) // 2]) if rates else None)
-
-
-def curve_figure(log, stats, compare, out):
-    path = out / 'curve.pdf'
-    size = (COLUMN_IN, 1.75)
-    if not log:
-        placeholder_figure(path, size, f'waiting for results/runs/{SHIPPED_RUN}/log.json')
-        return
-    fig, ax = plt.subplots(figsize=size, constrained_layout=True)
-    xs = [e['epoch'] for e in log['epochs']]
-    ys = [e['val_psnr'] for e in log['epochs']]
-    ax.plot(xs, ys, marker='o', markersize=3, color='tab:blue', label='ours, one pass')
-    best = best_epoch(log)
-    ax.plot([best['epoch']], [best['val_psnr']], marker='*', markersize=9, color='tab:orange',
-            linestyle='none', label=f"best: {best['val_psnr']:.2f} dB (shipped)")
-    filters = [(filter_label(name, short=True), entry['psnr'])
-               for name, entry in (get(compare, 'results') or {}).items()
-               if is_filter(name) and 'psnr' in entry]
-    if filters:
-        label, psnr = max(filters, key=lambda item: item[1])
-        ax.axhline(psnr, color='tab:green', linestyle='--', linewidth=0.9,
-                   label=f'best filter ({label}): {psnr:.2f} dB')
-    noisy = get(stats, 'val', 'psnr_mean_db')
-    ax.set_xlabel('epoch')
-    ax.set_ylabel('validation PSNR (dB)')
-    ax.set_xlim(0.5, max(max(xs), log['settings'].get('epochs', 0)) + 0.5)
-    ax.grid(alpha=0.3, linewidth=0.5)
-    ax.legend(loc='lower right', frameon=False)
-    if noisy is not None:
-        ax.set_title(f'noisy input: {noisy:.2f} dB', fontsize=8, loc='left', pad=2)
-    fig.savefig(path)
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------------------
@@ -510,6 +488,9 @@ def compare_numbers(root, numbers, out):
         numbers[f'cmp{stem}SinglePSNR'] = fmt(get(entry, 'single_pass', 'psnr'))
         seconds = entry.get('train_seconds')
         numbers[f'cmp{stem}Minutes'] = fmt(None if seconds is None else seconds / 60, 0)
+        by_seed = [v['psnr'] for v in (entry.get('seeds') or {}).values() if 'psnr' in v]
+        numbers[f'cmp{stem}SeedSpread'] = fmt(max(by_seed) - min(by_seed)
+                                              if len(by_seed) > 1 else None)
         if report is not None and name not in results:
             warn(f'compare.json has no entry {name!r}')
     noisy = get(results, 'noisy input', 'psnr')
@@ -616,8 +597,8 @@ def seed_gaps(results, a, b, seeds):
 # Noise families
 # --------------------------------------------------------------------------------------
 
-FAMILY_STEMS = {  # families.json row name -> macro stem (famPixCourseNoisy, ...)
-    'pixelation, f 2-3': 'PixSmall',
+FAMILY_STEMS = {  # families.json row name -> macro stem (famPixCourseNoisy, ...); other rows
+    'pixelation, f 2-3': 'PixSmall',  # get a stem made of their name's words (macro_stem)
     'pixelation, f 4-7': 'PixMid',
     'pixelation, f 10-30': 'PixCourse',
     'pixelation, f 40-60, training photos': 'PixLarge',
@@ -625,8 +606,14 @@ FAMILY_STEMS = {  # families.json row name -> macro stem (famPixCourseNoisy, ...
     'Poisson-Gaussian': 'PoissonGauss',
     'Gaussian + 5% impulses': 'Impulses',
 }
-SHIPPED_WEIGHTS = 'Miniproject_2/bestmodel.pth'
-GAUSSIAN_WEIGHTS = 'results/gaussian/bestmodel.pth'
+# families.json's "models" dict: one column per key (the weights path families.py was given),
+# in the file's order. Column label and macro stem by the path's ending; other weights get
+# their folder's name (results/pixelation/bestmodel.pth -> "pixelation", stem Pixelation).
+MODEL_COLUMNS = {
+    'Miniproject_2/bestmodel.pth': ('Shipped', 'shipped'),
+    'results/gaussian/bestmodel.pth': ('Gaussian', 'Gaussian only'),
+}
+FAMILY_MODEL_MACROS = ('', 'Gain', 'OverFilter')  # fam<Family><Model><what>
 
 
 def family_label(name):
@@ -636,86 +623,142 @@ def family_label(name):
     return text.replace(', training photos', ' (training photos)')
 
 
-def weights_key(models, suffix):
-    """The key of ``models`` (weights paths as given to families.py) naming ``suffix``."""
-    for key in models:
-        if Path(key).as_posix().endswith(suffix):
-            return key
-    return None
+def macro_stem(text):
+    """'Gaussian + 5% impulses' -> 'GaussianImpulses': the letters of each word, capitalised."""
+    return ''.join(word[0].upper() + word[1:] for word in re.findall(r'[A-Za-z]+', str(text)))
+
+
+def model_column(key):
+    """(macro stem, column label) of a families.json weights path."""
+    posix = Path(key).as_posix()
+    for suffix, column in MODEL_COLUMNS.items():
+        if posix.endswith(suffix):
+            return column
+    path = Path(posix)
+    name = path.parent.name if path.stem in ('bestmodel', 'model', 'weights') else path.stem
+    label = name.replace('_', ' ').replace('-', ' ') or posix
+    return macro_stem(label) or 'Model', tex_escape(label)
+
+
+def family_rows(report):
+    """[(name, stem, row)] in the file's order; a stem two rows share is made unique."""
+    rows, seen = [], set()
+    for name, row in (get(report, 'rows') or {}).items():
+        stem = FAMILY_STEMS.get(name) or macro_stem(name) or 'Family'
+        while stem in seen:
+            stem += 'X'
+        seen.add(stem)
+        rows.append((name, stem, row))
+    return rows
+
+
+def family_models(rows):
+    """[(key, stem, label)] of every weights path any row scored, in order of appearance."""
+    columns, stems = {}, set()
+    for _, _, row in rows:
+        for key in row.get('models') or {}:
+            if key not in columns:
+                stem, label = model_column(key)
+                while stem in stems:
+                    stem += 'X'
+                stems.add(stem)
+                columns[key] = (stem, label)
+    return [(key, stem, label) for key, (stem, label) in columns.items()]
 
 
 def families_numbers(root, numbers, out):
     report = read_json(root / 'results/families.json')
-    rows = get(report, 'rows') or {}
+    rows = family_rows(report)
+    models = family_models(rows)
     numbers['famImages'] = fmt(get(report, 'n_images'))
     numbers['famSeed'] = fmt(get(report, 'seed'))
-    numbers['famCount'] = fmt(len(rows) if rows else None)
-    table, gains, over_filter, over_gaussian = [], {}, [], []
-    for name, row in rows.items():
-        models = row.get('models') or {}
-        shipped_key, gaussian_key = (weights_key(models, SHIPPED_WEIGHTS),
-                                     weights_key(models, GAUSSIAN_WEIGHTS))
+    numbers['famCount'] = fmt(len(rows) if report else None)
+    held_out = sum(bool(row.get('held_out')) for *_, row in rows)
+    numbers['famHeldOutCount'] = fmt(held_out if report else None)
+    numbers['famHeldOutNote'] = r' $^\ast$: held out of training.' if held_out else ''
+    gains = {stem: {} for _, stem, _ in models}  # model -> {family name: gain}
+    over_filter = {stem: [] for _, stem, _ in models}
+    best_counts = {stem: 0 for _, stem, _ in models}
+    table = []
+    for name, family, row in rows:
         noisy = row.get('noisy')
         best = row.get('best filter') or {}
-        shipped = models.get(shipped_key) if shipped_key else None
-        gaussian = models.get(gaussian_key) if gaussian_key else None
-        if shipped is not None and noisy is not None:
-            gains[name] = shipped - noisy
-        if shipped is not None and best.get('psnr') is not None:
-            over_filter.append(shipped - best['psnr'])
-        if shipped is not None and gaussian is not None:
-            over_gaussian.append(shipped - gaussian)
-        stem = FAMILY_STEMS.get(name)
-        if stem:
-            numbers[f'fam{stem}Noisy'] = fmt(noisy)
-            numbers[f'fam{stem}Filter'] = fmt(best.get('psnr'))
-            numbers[f'fam{stem}FilterName'] = (filter_label(best['name'], short=True)
-                                               if best.get('name') else None)
-            numbers[f'fam{stem}Shipped'] = fmt(shipped)
-            numbers[f'fam{stem}ShippedGain'] = fmt_signed(difference(shipped, noisy))
-            numbers[f'fam{stem}ShippedOverFilter'] = fmt_signed(difference(shipped,
-                                                                           best.get('psnr')))
-            numbers[f'fam{stem}Gaussian'] = fmt(gaussian)
-            numbers[f'fam{stem}GaussianGain'] = fmt_signed(difference(gaussian, noisy))
-            numbers[f'fam{stem}ShippedOverGaussian'] = fmt_signed(difference(shipped, gaussian))
-        elif report is not None:
-            warn(f'families.json row {name!r} has no macros (FAMILY_STEMS): in the table only')
-
-        def cell(psnr):
-            if psnr is None:
-                return '-- & --'
-            return (f'{fmt(psnr)} & {{\\scriptsize {fmt_signed(psnr - noisy)}}}'
-                    if noisy is not None else f'{fmt(psnr)} & --')
-        filter_cell = '-- & --'
-        if best.get('psnr') is not None and best.get('name'):
-            short = filter_label(best['name'], short=True)
-            filter_cell = f"{fmt(best['psnr'])} & {{\\scriptsize {short}}}"
-        table.append(' & '.join([family_label(name), fmt(noisy), filter_cell, cell(shipped),
-                                 cell(gaussian)]) + r' \\')
-    for stem in FAMILY_STEMS.values():  # rows the file lacks: placeholders
-        for what in ('Noisy', 'Filter', 'FilterName', 'Shipped', 'ShippedGain',
-                     'ShippedOverFilter', 'Gaussian', 'GaussianGain', 'ShippedOverGaussian'):
-            if f'fam{stem}{what}' not in numbers.macros:
-                numbers[f'fam{stem}{what}'] = None
+        scores = {stem: get(row, 'models', key) for key, stem, _ in models}
+        numbers[f'fam{family}Noisy'] = fmt(noisy)
+        numbers[f'fam{family}Filter'] = fmt(best.get('psnr'))
+        numbers[f'fam{family}FilterName'] = (filter_label(best['name'], short=True)
+                                             if best.get('name') else None)
+        for stem, psnr in scores.items():
+            numbers[f'fam{family}{stem}'] = fmt(psnr)
+            numbers[f'fam{family}{stem}Gain'] = fmt_signed(difference(psnr, noisy))
+            numbers[f'fam{family}{stem}OverFilter'] = fmt_signed(difference(psnr, best.get('psnr')))
+            for other, other_psnr in scores.items():
+                if other != stem:
+                    numbers[f'fam{family}{stem}Over{other}'] = fmt_signed(difference(psnr,
+                                                                                     other_psnr))
+            if psnr is not None and noisy is not None:
+                gains[stem][name] = psnr - noisy
+            if psnr is not None and best.get('psnr') is not None:
+                over_filter[stem].append(psnr - best['psnr'])
+        scored = {stem: psnr for stem, psnr in scores.items() if psnr is not None}
+        top = max([*scored.values(), best.get('psnr') or -math.inf])
+        for stem, psnr in scored.items():
+            best_counts[stem] += psnr == top
+        table.append(family_table_row(name, row, noisy, best, scores, top))
+    for family in FAMILY_STEMS.values():  # what the text quotes: placeholders if absent
+        for what in ('Noisy', 'Filter', 'FilterName'):
+            if f'fam{family}{what}' not in numbers.macros:
+                numbers[f'fam{family}{what}'] = None
+        for stem, _ in MODEL_COLUMNS.values():
+            names = [f'fam{family}{stem}{what}' for what in FAMILY_MODEL_MACROS]
+            names += [f'fam{family}{stem}Over{other}' for other, _ in MODEL_COLUMNS.values()
+                      if other != stem]
+            for macro in names:
+                if macro not in numbers.macros:
+                    numbers[macro] = None
+    for stem in {stem for _, stem, _ in models} | {s for s, _ in MODEL_COLUMNS.values()}:
+        model_gains = gains.get(stem) or {}
+        worst = min(model_gains, key=model_gains.get, default=None)
+        numbers[f'fam{stem}MinGain'] = fmt_signed(model_gains[worst]) if worst else None
+        numbers[f'fam{stem}MinGainFamily'] = family_label(worst) if worst else None
+        numbers[f'fam{stem}BeatsFilter'] = fmt(sum(d > 0 for d in over_filter[stem])
+                                              if over_filter.get(stem) else None)
+        numbers[f'fam{stem}BestCount'] = fmt(best_counts[stem] if stem in best_counts else None)
     if report is not None:
         for name in FAMILY_STEMS:
-            if name not in rows:
-                warn(f'families.json has no row {name!r}')
-        for weights in (SHIPPED_WEIGHTS, GAUSSIAN_WEIGHTS):
-            if rows and not any(weights_key(r.get('models') or {}, weights)
-                                for r in rows.values()):
-                warn(f'families.json did not score {weights}')
-    worst = min(gains, key=gains.get) if gains else None
-    numbers['famMinShippedGain'] = fmt_signed(gains[worst]) if worst else None
-    numbers['famMinShippedGainFamily'] = family_label(worst) if worst else None
-    numbers['famShippedBeatsFilter'] = fmt(sum(d > 0 for d in over_filter) if over_filter else None)
-    numbers['famShippedBeatsGaussian'] = fmt(sum(d > 0 for d in over_gaussian)
-                                             if over_gaussian else None)
+            if name not in {name for name, _, _ in rows}:
+                warn(f'families.json has no row {name!r}: its macros are placeholders')
+        for suffix in MODEL_COLUMNS:
+            if rows and not any(Path(key).as_posix().endswith(suffix) for key, _, _ in models):
+                warn(f'families.json did not score {suffix}: its macros are placeholders')
     path = out / 'families_table.tex'
-    if not table:
-        placeholder_table(path, 8, 'waiting for results/families.json')
-        return
-    path.write_text('\n'.join(table) + '\n')
+    header = ['family', 'noisy', r'\multicolumn{2}{c}{best filter}',
+              *(label for _, _, label in models)]
+    spec = '@{}lcr@{\\,}l' + 'c' * len(models) + '@{}'
+    body = table or [rf'\multicolumn{{{4 + len(models)}}}{{c}}{{\textbf{{??}} waiting for '
+                     r'results/families.json}\\']
+    path.write_text('\n'.join([rf'\begin{{tabular}}{{{spec}}}', r'\toprule',
+                               ' & '.join(header) + r' \\', r'\midrule', *body, r'\bottomrule',
+                               r'\end{tabular}']) + '\n')
+
+
+def family_table_row(name, row, noisy, best, scores, top):
+    """One family: its label (held-out families marked), the noisy PSNR, the best filter
+    and each model's PSNR with its gain over the noisy input; the row's best in bold."""
+    def psnr_cell(psnr):
+        text = fmt(psnr)
+        return rf'\textbf{{{text}}}' if psnr == top else text
+
+    cells = [family_label(name) + (r'$^\ast$' if row.get('held_out') else ''), fmt(noisy)]
+    if best.get('psnr') is not None:
+        cells += [psnr_cell(best['psnr']),
+                  rf"{{\scriptsize {filter_label(best.get('name', ''), short=True)}}}"]
+    else:
+        cells += ['--', '']
+    for psnr in scores.values():
+        cells.append('--' if psnr is None else psnr_cell(psnr) + (
+            rf' {{\scriptsize {fmt_signed(psnr - noisy)}}}' if noisy is not None else ''))
+    return ' & '.join(cells) + r' \\'
 
 
 # --------------------------------------------------------------------------------------
@@ -723,6 +766,19 @@ def families_numbers(root, numbers, out):
 # --------------------------------------------------------------------------------------
 
 SHIPPED_VARIANT = 'shipped recipe'
+ABLATION_STEMS = {  # a variant's options -> the stem of its macros (ablELUDelta, ...)
+    ('--clipped-mse',): 'Clipped',
+    ('--widths', '32,64,96'): 'WideThree',
+    ('--widths', '24,48,96'): 'NarrowThree',
+    ('--skip', 'add'): 'AddSkips',
+    ('--upsampling', 'transpose'): 'Transposed',
+    ('--activation', 'relu'): 'ReLU',
+    ('--activation', 'elu'): 'ELU',
+    ('--lr', '1e-3'): 'LowLR',
+    ('--batch-size', '64'): 'BatchSixtyFour',
+    ('--no-symmetries',): 'NoSymmetries',
+    ('--no-swap',): 'NoSwap',
+}
 
 
 def ablation_numbers(root, numbers, out):
@@ -748,34 +804,31 @@ def ablation_numbers(root, numbers, out):
     numbers['ablWorstName'] = tex_escape(worst) if worst else None
     numbers['ablWorstDelta'] = fmt_signed(deltas[worst]) if worst else None
     numbers['ablAboveShipped'] = fmt(sum(d > 0 for d in deltas.values()) if deltas else None)
-    clipped = next((name for name, v in report.items()
-                    if '--clipped-mse' in (v.get('options') or [])), None)
-    numbers['ablClippedDelta'] = fmt_signed(deltas.get(clipped)) if clipped else None
-    if report and clipped is None:
-        warn('ablations.json has no --clipped-mse variant')
+    for options, stem in ABLATION_STEMS.items():  # abl<Stem>Delta, abl<Stem>Seconds
+        name = next((name for name, v in report.items()
+                     if tuple(v.get('options') or []) == options), None)
+        if report and name is None:
+            warn(f"ablations.json has no variant {' '.join(options)}: its macros are placeholders")
+        seconds = get(report, name, 'train_seconds') if name else None
+        numbers[f'abl{stem}Delta'] = fmt_signed(deltas.get(name)) if name else None
+        numbers[f'abl{stem}Seconds'] = fmt(seconds, 0) if seconds is not None else None
+    seconds = get(report, SHIPPED_VARIANT, 'train_seconds')
+    numbers['ablShippedSeconds'] = fmt(seconds, 0) if seconds is not None else None
     path = out / 'ablation_table.tex'
-    commands = out / 'ablation_commands.tex'
     if not report:
-        placeholder_table(path, 5, 'waiting for results/ablations.json')
-        commands.write_text('(no ablations.json yet)\n')
+        placeholder_table(path, 4, 'waiting for results/ablations.json')
         return
     rows = []
     order = sorted(report, key=lambda name: name != SHIPPED_VARIANT)  # the reference first
     for name in order:
         variant = report[name]
-        options = variant.get('options') or []
         psnr, seconds = variant.get('best_val_psnr'), variant.get('train_seconds')
         rows.append(' & '.join([
             tex_escape(name),
-            rf"\texttt{{{tex_escape(' '.join(options))}}}" if options else '(defaults)',
             fmt(psnr) if psnr is not None else '--',
             fmt_signed(psnr - base) if name in deltas else '--',
-            fmt(seconds / 60, 1) if seconds is not None else '--']) + r' \\')
+            fmt(seconds, 0) if seconds is not None else '--']) + r' \\')
     path.write_text('\n'.join(rows) + '\n')
-    module = f'Miniproject{chr(92)}_2.others.ablate'  # alltt: the underscore escaped
-    lines = [f'python -m {module} --data data --n-train {n} --epochs {e}'
-             for n, e in budgets if n is not None and e is not None]
-    commands.write_text('\n'.join(lines or ['(no budget recorded in ablations.json)']) + '\n')
 
 
 # --------------------------------------------------------------------------------------
@@ -841,50 +894,15 @@ def bench_numbers(root, numbers, out):
             numbers[f'{name}RatioMax'] = fmt(max(ratios) if ratios else None)
     path = out / 'speed_table.tex'
     if not report:
-        placeholder_table(path, 7, 'waiting for results/bench.json')
+        placeholder_table(path, 5, 'waiting for results/bench.json')
         return
-    rows = []
+    rows = []  # the course's baseline: ours/torch; our U-Net: both times and ours/torch
     for case, (_, label) in BENCH_CASES.items():
-        cells = [label]
-        for network, _ in BENCH_NETWORKS:
-            entry = bench_entry(report, network, case)
-            cells += [fmt_ms(entry.get('ours_s')), fmt(entry.get('ratio')),
-                      fmt(entry.get('ratio_nchw'))]
-        rows.append(' & '.join(cells) + r' \\')
+        baseline, shipped = (bench_entry(report, network, case) for network, _ in BENCH_NETWORKS)
+        rows.append(' & '.join([label, fmt(baseline.get('ratio')), fmt_ms(shipped.get('ours_s')),
+                                fmt_ms(shipped.get('torch_s')), fmt(shipped.get('ratio'))])
+                    + r' \\')
     path.write_text('\n'.join(rows) + '\n')
-
-
-def bench_layer_numbers(root, numbers):
-    """From results/bench_layers.json: the range of our time / torch's, forward pass and
-    backward pass, over the plain convolutions and over the upsampling layers, and MKL's
-    GEMM rate by width."""
-    report = read_json(root / 'results/bench_layers.json')
-    layers = get(report, 'layers') or []
-    for kind, stem in (('Conv2d', 'Conv'), ('Upsampling', 'Up')):
-        for key, phase in (('forward_ratio', 'Forward'), ('backward_ratio', 'Backward')):
-            ratios = [row[key] for row in layers if row['layer'].startswith(kind + '(')]
-            numbers[f'benchLayers{stem}{phase}Min'] = fmt(min(ratios) if ratios else None)
-            numbers[f'benchLayers{stem}{phase}Max'] = fmt(max(ratios) if ratios else None)
-    rates = get(report, 'gemm_gflops_by_width') or {}
-    for width, name in (('24', 'TwentyFour'), ('32', 'ThirtyTwo'), ('48', 'FortyEight')):
-        numbers[f'benchGemm{name}'] = fmt(rates.get(width), 0)
-
-
-# --------------------------------------------------------------------------------------
-# History: the Gaussian-noise stand-in
-# --------------------------------------------------------------------------------------
-
-def history_numbers(root, numbers):
-    report = read_json(root / 'results/gaussian/compare.json')
-    results = get(report, 'results') or {}
-    numbers['gaussOldNoisyPSNR'] = fmt(get(results, 'noisy input', 'psnr'))
-    numbers['gaussOldShippedPSNR'] = fmt(get(results, 'shipped bestmodel.pth', 'psnr'))
-    try:
-        from Miniproject_2.others.data import SIGMA_MAX, SIGMA_MIN
-        numbers['sigmaMin'], numbers['sigmaMax'] = fmt(SIGMA_MIN, 0), fmt(SIGMA_MAX, 0)
-    except Exception as error:
-        warn(f'cannot import SIGMA_MIN, SIGMA_MAX from data.py ({error})')
-        numbers['sigmaMin'] = numbers['sigmaMax'] = None
 
 
 # --------------------------------------------------------------------------------------
@@ -904,7 +922,7 @@ def load_photo(root):
     if not wheels:
         raise FileNotFoundError('no scikit-image wheel in data/cache/ (built by '
                                 '`python -m Miniproject_2.others.data --out data`)')
-    with zipfile.ZipFile(wheels[0]) as archive:
+    with zipfile.ZipFile(used(wheels[0])) as archive:
         image = Image.open(io.BytesIO(archive.read(f'skimage/data/{PHOTO}.png'))).convert('RGB')
     pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
     return pixels.view(image.size[1], image.size[0], 3).permute(2, 0, 1).contiguous()
@@ -918,9 +936,22 @@ def to_display(image, scale=1):
     return x.permute(1, 2, 0).numpy()
 
 
+def best_blur_sigma(root):
+    """The Gaussian blur's sigma tuned in results/compare.json (None if it has none)."""
+    results = get(read_json(root / 'results/compare.json'), 'results') or {}
+    for name in results:
+        base, parameters = split_filter_name(name)
+        if base == 'Gaussian blur' and parameters:
+            return parameters[0]
+    return None
+
+
 def examples(root, numbers, out):
+    """The qualitative figure: validation images and a larger photo, each noisy, blurred by
+    the tuned Gaussian blur, denoised by the shipped model, and clean, with PSNRs."""
     path = out / 'examples.pdf'
-    names = ('photoNoisyPSNR', 'photoDenoisedPSNR', 'photoSeconds', 'photoSize', 'photoSource')
+    names = ('photoNoisyPSNR', 'photoBlurPSNR', 'photoDenoisedPSNR', 'photoSeconds',
+             'photoSize', 'photoSource', 'exampleBlurSigma')
     numbers['photoName'] = PHOTO
     numbers['photoFactor'] = fmt(PHOTO_FACTOR)
     numbers['photoSeed'] = fmt(PHOTO_SEED)
@@ -929,9 +960,13 @@ def examples(root, numbers, out):
         import torch
         from Miniproject_2.model import Model
         from Miniproject_2.others.data import pixelate, psnr_per_image
+        from Miniproject_2.others.filters import gaussian_blur
+        sigma = best_blur_sigma(root)
+        if sigma is None:
+            raise ValueError('results/compare.json has no tuned Gaussian blur')
         model = Model()
-        model.load_pretrained_model(str(root / 'Miniproject_2/bestmodel.pth'))
-        noisy_val, clean_val = torch.load(root / 'data/val_data.pkl', weights_only=True)
+        model.load_pretrained_model(str(used(root / 'Miniproject_2/bestmodel.pth')))
+        noisy_val, clean_val = torch.load(used(root / 'data/val_data.pkl'), weights_only=True)
         index = list(EXAMPLE_INDICES)
         noisy_val, clean_val = noisy_val[index], clean_val[index]
         with torch.no_grad():
@@ -947,44 +982,60 @@ def examples(root, numbers, out):
         seconds = time.perf_counter() - started
     except Exception as error:
         warn(f'examples figure is a placeholder: {type(error).__name__}: {error}')
-        placeholder_figure(path, (PAGE_IN, 2.2), 'waiting for Miniproject_2/bestmodel.pth '
+        placeholder_figure(path, (PAGE_IN, 2.3), 'waiting for Miniproject_2/bestmodel.pth '
                            '(and data/val_data.pkl, data/cache/)')
         for name in names:
             numbers[name] = None
         return
-    photo_psnr = psnr_per_image(torch.stack([noisy_photo, denoised_photo.round()]).float(),
-                                photo.unsqueeze(0).expand(2, -1, -1, -1).float())
-    numbers['photoNoisyPSNR'] = fmt(photo_psnr[0].item())
-    numbers['photoDenoisedPSNR'] = fmt(photo_psnr[1].item())
+
+    def blurred(images):
+        return gaussian_blur(images.float(), sigma).clamp(0, 255)
+
+    def scores(images, clean):
+        return psnr_per_image(images.float(), clean.float()).tolist()
+    val_rows = [('noisy', noisy_val), ('blur', blurred(noisy_val)), ('ours', denoised_val),
+                ('clean', clean_val)]
+    photo_rows = [('noisy', noisy_photo[None]), ('blur', blurred(noisy_photo[None])),
+                  ('ours', denoised_photo[None].round()), ('clean', photo[None])]
+    val_rows = [(label, images, scores(images, clean_val) if label != 'clean' else None)
+                for label, images in val_rows]
+    photo_rows = [(label, images[0], scores(images, photo[None])[0] if label != 'clean' else None)
+                  for label, images in photo_rows]
+    numbers['exampleBlurSigma'] = f'{sigma:g}'
+    numbers['photoNoisyPSNR'] = fmt(photo_rows[0][2])
+    numbers['photoBlurPSNR'] = fmt(photo_rows[1][2])
+    numbers['photoDenoisedPSNR'] = fmt(photo_rows[2][2])
     numbers['photoSeconds'] = fmt(seconds, 2)
     numbers['photoSize'] = f'{photo.shape[2]}$\\times${photo.shape[1]}'
     numbers['photoSource'] = f'{source.shape[2]}$\\times${source.shape[1]}'
-    val_psnr = [psnr_per_image(a, clean_val.float()) for a in (noisy_val.float(), denoised_val)]
 
-    n = len(index)
-    fig = plt.figure(figsize=(PAGE_IN, 1.95))
-    outer = fig.add_gridspec(1, 2, left=0.03, right=0.995, top=0.92, bottom=0.01,
-                             width_ratios=[n / 3 * 1.0, 3 * 1.0 * 1.02], wspace=0.04)
-    left_grid = outer[0].subgridspec(3, n, wspace=0.05, hspace=0.2)
-    rows = (('noisy', noisy_val, val_psnr[0]), ('ours', denoised_val, val_psnr[1]),
-            ('clean', clean_val, None))
-    for r, (label, images, psnr) in enumerate(rows):
-        for c in range(n):
-            ax = fig.add_subplot(left_grid[r, c])
-            ax.imshow(to_display(images[c], 4), interpolation='nearest')
-            ax.set_xticks([]), ax.set_yticks([])
-            if psnr is not None:
-                ax.set_title(f'{psnr[c]:.1f}', fontsize=8, pad=1.5)
-            if c == 0:
-                ax.set_ylabel(label, fontsize=8, labelpad=2)
-    crops = (('noisy', noisy_photo, photo_psnr[0].item()),
-             ('ours', denoised_photo, photo_psnr[1].item()), ('clean', photo, None))
-    right_grid = outer[1].subgridspec(1, 3, wspace=0.04)
-    for c, (label, image, psnr) in enumerate(crops):
-        ax = fig.add_subplot(right_grid[0, c])
-        ax.imshow(to_display(image), interpolation='nearest')
+    # Square panels placed by hand (inches): n columns of small images, 4 rows each with a
+    # title line; on the right the photo's 2 x 2 panels, as tall as the left block.
+    n, cell, gap, title, label = len(index), 0.55, 0.05, 0.14, 0.22
+    height = 4 * (cell + title)
+    panel = height / 2 - title
+    left_width = label + n * cell + (n - 1) * gap
+    x0 = (PAGE_IN - left_width - 0.2 - 2 * panel - gap) / 2
+    fig = plt.figure(figsize=(PAGE_IN, height))
+
+    def axes(x, y, size):
+        ax = fig.add_axes([x / PAGE_IN, y / height, size / PAGE_IN, size / height])
         ax.set_xticks([]), ax.set_yticks([])
-        ax.set_title(label if psnr is None else f'{label}, {psnr:.2f} dB', fontsize=8, pad=2)
+        return ax
+    for r, (name, images, psnr) in enumerate(val_rows):
+        y = height - (r + 1) * (cell + title)
+        for c in range(n):
+            ax = axes(x0 + label + c * (cell + gap), y, cell)
+            ax.imshow(to_display(images[c], 4), interpolation='nearest')
+            if psnr is not None:
+                ax.set_title(f'{psnr[c]:.1f}', fontsize=7, pad=1.2)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=8, labelpad=2)
+    right = x0 + left_width + 0.2
+    for k, (name, image, psnr) in enumerate(photo_rows):
+        ax = axes(right + (k % 2) * (panel + gap), height - (k // 2 + 1) * (panel + title), panel)
+        ax.imshow(to_display(image), interpolation='nearest')
+        ax.set_title(name if psnr is None else f'{name}, {psnr:.2f} dB', fontsize=8, pad=1.5)
     fig.savefig(path, dpi=300)
     plt.close(fig)
 
@@ -1005,17 +1056,14 @@ def main(argv=None):
     check_shipped_weights(root)
     shipped_run_numbers(root, log, numbers)
     compare_numbers(root, numbers, out)
-    curve_figure(log, read_json(root / 'results/data_stats.json') if
-                 (root / 'results/data_stats.json').exists() else None,
-                 read_json(root / 'results/compare.json') if
-                 (root / 'results/compare.json').exists() else None, out)
     families_numbers(root, numbers, out)
     ablation_numbers(root, numbers, out)
     bench_numbers(root, numbers, out)
-    bench_layer_numbers(root, numbers)
-    history_numbers(root, numbers)
     examples(root, numbers, out)
     numbers.write(out / 'numbers.tex')
+    inputs = sorted(path.relative_to(root).as_posix() for path in INPUTS
+                    if path.is_file() and path.is_relative_to(root))
+    (out / 'inputs.txt').write_text(''.join(f'{path}\n' for path in inputs))
     print(f'make_figures: wrote {out}/numbers.tex ({len(numbers.macros)} numbers), figures and '
           f'tables; {len(WARNINGS)} warning(s)')
 
