@@ -1062,11 +1062,12 @@ class MSE(Module):
         return difference.pow(2).mean()
 
     def backward(self, gradwrtoutput=None):
-        return self._saved_or_fail() * self._scale(gradwrtoutput)
+        difference = self._saved_or_fail()
+        return difference * self._scale(gradwrtoutput, difference.numel())
 
-    def _scale(self, gradwrtoutput):
-        """2 g / n: the factor of the difference in the gradient (g the loss's gradient)."""
-        scale = 2 / self._saved_or_fail().numel()
+    def _scale(self, gradwrtoutput, n):
+        """2 g / n: the difference's factor in the gradient (g: the loss's gradient)."""
+        scale = 2 / n
         if gradwrtoutput is None:
             return scale
         if gradwrtoutput.numel() != 1:
@@ -1098,24 +1099,26 @@ class ClippedMSE(MSE):
     without it the loss is plain MSE. d/dp = 2 (g(p) - t) g'(p) / n."""
 
     def forward(self, prediction, target, sigma=None):
-        if sigma is None:
-            self._slope = None
-            return super().forward(prediction, target)
-        self._check_floating(sigma, 'sigma')
-        if not (sigma > 0).all():
-            self._fail('sigma must be positive')
-        try:
-            expected, self._slope = expected_clipped(prediction, sigma)
-        except RuntimeError:  # shapes that don't broadcast
-            expected = None
-        if expected is None or expected.shape != prediction.shape:
-            self._fail(f"sigma {tuple(sigma.shape)} must broadcast to the prediction's shape "
-                       f'{tuple(prediction.shape)}')
-        return super().forward(expected, target)
+        expected, slope = prediction, None
+        if sigma is not None:
+            self._check_floating(sigma, 'sigma')
+            if not (sigma > 0).all():
+                self._fail('sigma must be positive')
+            try:
+                expected, slope = expected_clipped(prediction, sigma)
+            except RuntimeError:  # shapes that don't broadcast
+                expected = None
+            if expected is None or expected.shape != prediction.shape:
+                self._fail(f"sigma {tuple(sigma.shape)} must broadcast to the prediction's "
+                           f'shape {tuple(prediction.shape)}')
+        loss = super().forward(expected, target)
+        self._saved = self._saved, slope
+        return loss
 
     def backward(self, gradwrtoutput=None):
-        grad = super().backward(gradwrtoutput)
-        return grad if self._slope is None else grad * self._slope
+        difference, slope = self._saved_or_fail()
+        grad = difference * self._scale(gradwrtoutput, difference.numel())
+        return grad if slope is None else grad * slope
 
 
 class RobustMSE(MSE):
@@ -1132,27 +1135,26 @@ class RobustMSE(MSE):
 
     def forward(self, prediction, target, robust=None):
         loss = super().forward(prediction, target)
-        self._robust = None
-        if robust is None:
-            return loss
-        n = prediction.shape[0] if prediction.dim() == 4 else None
-        if getattr(robust, 'dtype', None) != empty(0).bool().dtype or robust.shape != (n,):
-            self._fail(f'robust must be a bool tensor with one value per image of the batch '
-                       f'(N, C, H, W): shape ({n},), got {getattr(robust, "shape", robust)}')
-        difference = self._saved
-        absolute = difference.abs().flatten(1).mean(1)
-        self._robust = robust.to(difference.device), absolute
-        return absolute.pow(2).where(self._robust[0],
-                                     difference.pow(2).flatten(1).mean(1)).mean()
+        difference, absolute = self._saved, None
+        if robust is not None:
+            n = prediction.shape[0] if prediction.dim() == 4 else None
+            if getattr(robust, 'dtype', None) != empty(0).bool().dtype or robust.shape != (n,):
+                self._fail(f'robust must be a bool tensor with one value per image of the '
+                           f'batch (N, C, H, W): shape ({n},), got '
+                           f'{getattr(robust, "shape", robust)}')
+            robust = robust.to(difference.device)
+            absolute = difference.abs().flatten(1).mean(1)
+            loss = absolute.pow(2).where(robust, difference.pow(2).flatten(1).mean(1)).mean()
+        self._saved = difference, robust, absolute
+        return loss
 
     def backward(self, gradwrtoutput=None):
-        grad = super().backward(gradwrtoutput)
-        if self._robust is None:
-            return grad
-        robust, absolute = self._robust
-        scale = absolute.view(-1, 1, 1, 1) * self._scale(gradwrtoutput)
-        median_grad = self._saved.sign().mul_(scale)
-        return median_grad.where(robust.view(-1, 1, 1, 1), grad)
+        difference, robust, absolute = self._saved_or_fail()
+        scale = self._scale(gradwrtoutput, difference.numel())
+        if robust is None:
+            return difference * scale
+        median_grad = difference.sign().mul_(absolute.view(-1, 1, 1, 1) * scale)
+        return median_grad.where(robust.view(-1, 1, 1, 1), difference * scale)
 
 
 # --------------------------------------------------------------------------------------
