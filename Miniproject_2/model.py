@@ -25,7 +25,7 @@ import random
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import empty, cat, arange
@@ -1731,9 +1731,9 @@ class Trainer:
         return self._optimizer
 
     def state_dict(self):
-        recipe = {field.name: list(value) if isinstance(value, tuple) else value
-                  for field in fields(self.recipe)
-                  for value in [getattr(self.recipe, field.name)]}
+        # Lists, not tuples: torch.load(weights_only=True) reads back only plain containers.
+        recipe = {name: list(value) if isinstance(value, tuple) else value
+                  for name, value in asdict(self.recipe).items()}
         return {'optimizer': self.optimizer.state_dict(), 'epochs_done': self.epochs_done,
                 'pretrained': self.pretrained, 'recipe': recipe}
 

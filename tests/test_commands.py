@@ -21,8 +21,8 @@ def test_compare_trains_every_contender_and_scores_them(data_folder, tmp_path, m
     results = json.loads((tmp_path / 'compare.json').read_text())['results']
     filter_rows = [name for name in results if name.split(' (')[0] in filters.FILTERS]
     assert len(filter_rows) == len(filters.FILTERS)
-    assert set(results) == {'noisy input', *filter_rows, 'trained on Gaussian noise',
-                            'shipped bestmodel.pth', *compare.CONTENDERS}
+    assert set(results) == {'noisy input', *filter_rows, *compare.WEIGHTS_FILES,
+                            *compare.CONTENDERS}
     # The noisy input's PSNR, recomputed here, is about that of sigma 20 (a little higher:
     # clipping to 0-255 removes some noise).
     noisy, clean = torch.load(data_folder / 'val_data.pkl', weights_only=True)
@@ -41,6 +41,22 @@ def test_compare_trains_every_contender_and_scores_them(data_folder, tmp_path, m
         # an almost untrained network, finite and within reach of the noisy input's.
         assert noisy_psnr - 15 < results[name]['psnr'] < noisy_psnr + 10, name
         assert results[name]['train_seconds'] > 0
+
+
+def test_compare_weights_only_rescores_the_weights_files_and_keeps_the_rest(
+        data_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    kept = {'noisy input': {'psnr': 1.0}, 'ours (Noise2Noise)': {'psnr': 2.0},
+            'shipped bestmodel.pth': {'psnr': -1.0}}
+    (tmp_path / 'compare.json').write_text(json.dumps(
+        {'epochs': 3, 'seeds': [0, 1], 'n_val': 16, 'bm3d_images': 0, 'results': kept}))
+    compare.main(['--data', str(data_folder), '--weights-only', '--out', 'compare.json'])
+    report = json.loads((tmp_path / 'compare.json').read_text())
+    assert report['epochs'] == 3 and report['seeds'] == [0, 1]
+    results = report['results']
+    assert results['noisy input'] == {'psnr': 1.0} and results['ours (Noise2Noise)'] == {'psnr': 2.0}
+    assert list(results)[2:] == list(compare.WEIGHTS_FILES)
+    assert all(results[name]['psnr'] > 20 for name in compare.WEIGHTS_FILES)
 
 
 def test_compare_over_seeds_reports_the_mean_and_each_seed(data_folder, tmp_path, monkeypatch):

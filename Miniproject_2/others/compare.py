@@ -12,7 +12,10 @@ them, the noisy input, the classical filters of ``filters`` (each with its best 
 on this set), BM3D given each image's noise level (optional: ``pip install bm3d``; about a
 second an image, so on the first ``--bm3d-images`` images, where every method is scored
 too; its output is cached), the model the project shipped when it trained on Gaussian
-noise (``results/gaussian/bestmodel.pth``) and, last, the shipped ``bestmodel.pth``. PSNR is
+noise (``results/gaussian/bestmodel.pth``), the one it shipped when it trained on pixelation
+only (``results/pixelation/bestmodel.pth``) and, last, the shipped ``bestmodel.pth``.
+``--weights-only`` scores just these files again and updates their rows of an existing
+``--out`` (after a new model ships, without retraining the contenders). PSNR is
 the mean over images of each image's PSNR, as the course's test computes it. Networks are
 scored as ``Model.predict`` runs them, with the self-ensemble over flips and rotations, and
 also with a single pass.
@@ -35,7 +38,12 @@ from Miniproject_2.others import filters
 from Miniproject_2.others.data import VAL_SIGMA_FILE, psnr_per_image
 from Miniproject_2.others.train import load_pairs, parse_settings, run_folder, train_run
 
-GAUSSIAN_MODEL = Path(__file__).resolve().parents[2] / 'results' / 'gaussian' / 'bestmodel.pth'
+RESULTS = Path(__file__).resolve().parents[2] / 'results'
+WEIGHTS_FILES = {  # row name: weights file (None: the shipped one), scored as they are
+    'trained on Gaussian noise': RESULTS / 'gaussian' / 'bestmodel.pth',
+    'trained on pixelation only': RESULTS / 'pixelation' / 'bestmodel.pth',
+    'shipped bestmodel.pth': None,
+}
 
 CONTENDERS = {  # name: training-command options on top of the defaults
     'ours (Noise2Noise)': [],
@@ -91,9 +99,15 @@ def main(argv=None):
                         help='train every contender from each of these seeds')
     parser.add_argument('--bm3d-images', type=int, default=250)
     parser.add_argument('--out', default='results/compare.json')
+    parser.add_argument('--weights-only', action='store_true',
+                        help="score only the weights files and update their rows in --out")
     args = parser.parse_args(argv)
     data = load_pairs(args.data)
     val_noisy, val_clean = data[1]
+    if args.weights_only:
+        report = json.loads(Path(args.out).read_text())
+        args.epochs, args.seeds, args.bm3d_images = (report['epochs'], report['seeds'],
+                                                     report['bm3d_images'])
     k = args.bm3d_images
 
     def scores(denoised):
@@ -105,6 +119,20 @@ def main(argv=None):
         return {**scores(model.predict(val_noisy)),
                 'single_pass': scores(model.predict(val_noisy, symmetries=1))}
 
+    def weights_scores():
+        rows = {}
+        for name, path in WEIGHTS_FILES.items():
+            model = Model()
+            model.load_pretrained_model(path)
+            rows[name] = network_scores(model)
+        return rows
+
+    if args.weights_only:
+        results = {name: row for name, row in report['results'].items()
+                   if name not in WEIGHTS_FILES}
+        report['results'] = {**results, **weights_scores()}
+        write_report(report, args.out)
+        return
     results = {'noisy input': scores(val_noisy.float())}
     for name, tuned in filters.tune(val_noisy, val_clean).items():
         function, parameters = filters.FILTERS[name][0], tuned['parameter']
@@ -125,26 +153,27 @@ def main(argv=None):
     if k:
         results['BM3D, given the noise level'] = {
             f'psnr_first_{k}': bm3d_psnr(args.data, data[1], k)}
-    for name, path in (('trained on Gaussian noise', GAUSSIAN_MODEL),
-                       ('shipped bestmodel.pth', None)):
-        model = Model()
-        model.load_pretrained_model(path)
-        results[name] = network_scores(model)
-    report = {'epochs': args.epochs, 'seeds': args.seeds, 'n_val': int(val_noisy.shape[0]),
-              'bm3d_images': k, 'results': results}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1) + '\n')
-    print(f'| method | PSNR, all {val_noisy.shape[0]} (dB) | single pass | '
+    results.update(weights_scores())
+    write_report({'epochs': args.epochs, 'seeds': args.seeds, 'n_val': int(val_noisy.shape[0]),
+                  'bm3d_images': k, 'results': results}, args.out)
+
+
+def write_report(report, out):
+    """Write the comparison to ``out`` (JSON) and print it as a Markdown table."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(report, indent=1) + '\n')
+    k = report['bm3d_images']
+    print(f"| method | PSNR, all {report['n_val']} (dB) | single pass | "
           f'PSNR, first {k} (dB) |')
     print('|---|---|---|---|')
-    for name, r in results.items():
+    for name, r in report['results'].items():
         cells = [f"{r['psnr']:.2f}" if 'psnr' in r else '-',
                  f"{r['single_pass']['psnr']:.2f}" if 'single_pass' in r else '-',
                  f"{r[f'psnr_first_{k}']:.2f}" if k else '-']
         print(f"| {name} | {' | '.join(cells)} |")
-    if len(args.seeds) > 1:
-        print(f'trained contenders: the mean over seeds {", ".join(map(str, args.seeds))}')
-    print(f'wrote {args.out}')
+    if len(report['seeds']) > 1:
+        print(f"trained contenders: the mean over seeds {', '.join(map(str, report['seeds']))}")
+    print(f'wrote {out}')
 
 
 if __name__ == '__main__':
