@@ -762,6 +762,80 @@ def family_table_row(name, row, noisy, best, scores, top):
 
 
 # --------------------------------------------------------------------------------------
+# The training mixture: screening at equal budget, and the bias of each loss
+# --------------------------------------------------------------------------------------
+
+SCREEN_RUNS = {  # results/runs/<run> -> (macro stem, pixelation share, loss)
+    'screen-pixelation-only': ('PixOnly', '1.0', 'squared'),
+    'screen-mixture-0.7': ('MixSeventy', '0.7', 'per family'),
+    'screen-mixture-0.5': ('MixHalf', '0.5', 'per family'),
+    'screen-mixture-0.5-squared-loss': ('MixHalfSquared', '0.5', 'squared'),
+}
+# families.json rows grouped for the screening table (row name -> group); held-out rows
+# form their own group whatever their name.
+FAMILY_GROUPS = (('pixelation', 'pixelation'), ('impulse', 'impulses'),
+                 ('salt', 'impulses'), ('', 'Gaussian-like'))
+
+
+def family_group(name, row):
+    if row.get('held_out'):
+        return 'held out'
+    return next(group for word, group in FAMILY_GROUPS if word in name.lower())
+
+
+def mixture_numbers(root, numbers, out):
+    """The screening table: per run, its best validation PSNR (one pass) and its mean PSNR
+    over each group of noise families (families_screening.json, labels = run names)."""
+    report = read_json(root / 'results/families_screening.json')
+    rows = (report or {}).get('rows') or {}
+    groups = ('pixelation', 'Gaussian-like', 'impulses', 'held out')
+    table = []
+    budget = None
+    for run, (stem, share, loss) in SCREEN_RUNS.items():
+        log = read_json(root / f'results/runs/{run}/log.json')
+        psnr = best_epoch(log)['val_psnr'] if log and log.get('epochs') else None
+        if log:
+            budget = (log['settings'].get('n_train'), log['settings'].get('epochs'))
+        means = {}
+        for group in groups:
+            scores = [get(row, 'models', run) for name, row in rows.items()
+                      if family_group(name, row) == group]
+            scores = [score for score in scores if score is not None]
+            means[group] = sum(scores) / len(scores) if scores else None
+        numbers[f'mix{stem}Val'] = fmt(psnr)
+        for group in groups:
+            numbers[f'mix{stem}{macro_stem(group)}'] = fmt(means[group])
+        table.append(' & '.join([share, loss, fmt(psnr) if psnr is not None else '--',
+                                 *(fmt(means[g]) if means[g] is not None else '--'
+                                   for g in groups)]) + r' \\')
+    numbers['mixNTrain'] = fmt(budget[0] if budget else None)
+    numbers['mixEpochs'] = fmt(budget[1] if budget else None)
+    for group in groups:
+        numbers[f'mixGroupSize{macro_stem(group)}'] = fmt(
+            sum(family_group(name, row) == group for name, row in rows.items()) if rows
+            else None)
+    path = out / 'mixture_table.tex'
+    if report is None:
+        placeholder_table(path, 7, 'waiting for results/families_screening.json')
+        return
+    path.write_text('\n'.join(table) + '\n')
+
+
+def bias_numbers(root, numbers, out):
+    """The ceiling each loss's bias puts on a perfect network, per family (noise_bias.json)."""
+    report = read_json(root / 'results/noise_bias.json')
+    rows = (report or {}).get('rows') or {}
+    for family, row in rows.items():
+        stem = macro_stem(family)
+        numbers[f'bias{stem}Squared'] = fmt(row.get('squared loss (mean)'), 1)
+        numbers[f'bias{stem}Absolute'] = fmt(row.get('absolute loss (median)'), 1)
+    for family in ('pixelation', 'gaussian', 'poisson-gaussian', 'impulses'):
+        for what in ('Squared', 'Absolute'):
+            if f'bias{macro_stem(family)}{what}' not in numbers.macros:
+                numbers[f'bias{macro_stem(family)}{what}'] = None
+
+
+# --------------------------------------------------------------------------------------
 # Ablations
 # --------------------------------------------------------------------------------------
 
@@ -1057,6 +1131,8 @@ def main(argv=None):
     shipped_run_numbers(root, log, numbers)
     compare_numbers(root, numbers, out)
     families_numbers(root, numbers, out)
+    mixture_numbers(root, numbers, out)
+    bias_numbers(root, numbers, out)
     ablation_numbers(root, numbers, out)
     bench_numbers(root, numbers, out)
     examples(root, numbers, out)

@@ -51,7 +51,9 @@ Clean images (``sample_pixelated``)
     ([2, 30]), then gives each pair, with probability 1 - ``--pixelation-share``, the noise
     of one of ``noises.MIXTURE_FAMILIES`` (Gaussian, Poisson-Gaussian, impulses) instead,
     both copies drawn on the pair's clean image; its validation pairs are the pixelation
-    ones, the same bytes as ``--noise pixelation``'s.
+    ones (the course's factors) with the same mixture, so that each epoch's validation
+    measures what the run optimises; the course's pixelation is measured on a pixelation
+    folder's ``val_data.pkl``.
 
 Training photos (Debian packages, fetched with ``apt-get download`` into the
 cache folder and unpacked with ``dpkg-deb -x``, never installed; and one wheel)
@@ -493,7 +495,7 @@ def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
     default ``FACTOR_RANGE``, and ``scene_fraction``), ``'gaussian'`` (``sample_patches``
     and ``add_noise``) or ``'mixture'`` (training pairs pixelated with ``factors``, default
     ``MIXTURE_FACTOR_RANGE``, or, but for ``pixelation_share`` of them, noisy with one of
-    ``noises.MIXTURE_FAMILIES``; validation pairs as ``'pixelation'``'s).
+    ``noises.MIXTURE_FAMILIES``; validation pairs likewise, from the course's factors).
     """
     if noise not in NOISES:
         raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
@@ -512,14 +514,20 @@ def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
             return clean, [add_noise(clean, sigma, generator) for _ in range(draws)]
         return sample_pixelated(photos, n, generator, draws, factors, scene_fraction, desc)
 
+    def mixed(clean, copies, generator):
+        families = noises.mixture_families(clean.shape[0], pixelation_share, generator)
+        noises.apply_mixture(clean, copies, families, generator)
+        return families
+
     generator = _generator(seed, stream=0)
     clean, train = noisy_set(train_photos, n_train, generator, 2, "training images")
+    generator_val = _generator(seed, stream=1)
+    val_clean, val = noisy_set(val_photos, n_val, generator_val, 1, "validation images",
+                               FACTOR_RANGE if noise == "mixture" else factors)
     if noise == "mixture":
-        families = noises.mixture_families(n_train, pixelation_share, generator)
-        noises.apply_mixture(clean, train, families, generator)
-    val_clean, (val_noisy,) = noisy_set(val_photos, n_val, _generator(seed, stream=1), 1,
-                                        "validation images",
-                                        FACTOR_RANGE if noise == "mixture" else factors)
+        families = mixed(clean, train, generator)
+        val_families = mixed(val_clean, val, generator_val)
+    (val_noisy,) = val
     # Each validation image's noise level (RMS of noisy - clean), for filters that take one.
     val_sigma = (val_noisy.float() - val_clean.float()).flatten(1).pow(2).mean(1).sqrt()
 
@@ -531,7 +539,8 @@ def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
         **({"sigma_range": [SIGMA_MIN, SIGMA_MAX]} if noise == "gaussian"
            else {"factor_range": list(factors), "scene_fraction": scene_fraction}),
         **({"pixelation_share": pixelation_share,
-            "train_pairs_per_family": dict(Counter(families))} if noise == "mixture" else {}),
+            "train_pairs_per_family": dict(Counter(families)),
+            "val_pairs_per_family": dict(Counter(val_families))} if noise == "mixture" else {}),
         "train_photos_per_source": dict(Counter(p.source for p in train_photos)),
         "val_photos_per_source": dict(Counter(p.source for p in val_photos)),
         "train_sources": sorted(path.name for source in TRAINING_SOURCES
@@ -547,9 +556,9 @@ def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
     torch.save(clean, out / TRAIN_CLEAN_FILE)
     if noise == "mixture":
         names = ("pixelation", *noises.MIXTURE_FAMILIES)
-        torch.save({"families": list(names),
-                    "index": torch.tensor([names.index(f) for f in families],
-                                          dtype=torch.uint8)}, out / TRAIN_FAMILIES_FILE)
+        save_atomically({"families": list(names),
+                         "index": torch.tensor([names.index(f) for f in families],
+                                               dtype=torch.uint8)}, out / TRAIN_FAMILIES_FILE)
     else:
         (out / TRAIN_FAMILIES_FILE).unlink(missing_ok=True)
     (out / STATS_FILE).write_text(json.dumps(stats, indent=2) + "\n")
