@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from Miniproject_2.model import Model
 from Miniproject_2.others import data, families, filters, noises
 
 
@@ -85,3 +86,20 @@ def test_the_held_out_families_are_not_in_the_training_mixture():
 
 def test_weights_are_labelled():
     assert families.labelled(['a=x.pth', 'y.pth']) == {'a': 'x.pth', 'y.pth': 'y.pth'}
+
+
+def test_evaluate_scores_every_family_and_keeps_examples(tmp_path):
+    torch.manual_seed(0)
+    Model(widths=(8, 8)).save(tmp_path / 'tiny.pth')
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.randint(0, 256, (6, 3, 16, 16), generator=generator, dtype=torch.uint8)
+    chosen = [f for f in families.FAMILIES if f.process is not None][:2]
+    sets = {f.name: (f.process(clean, generator, 1)[0], clean) for f in chosen}
+    rows, shown = families.evaluate(sets, {'tiny': tmp_path / 'tiny.pth'}, examples=2)
+    assert list(rows) == list(shown) == [f.name for f in chosen]
+    for name, row in rows.items():
+        assert set(row['models']) == {'tiny'} and row['held_out'] is False
+        assert set(shown[name]) == {'clean', 'noisy', 'best filter', 'tiny'}
+        assert all(v.shape == (2, 3, 16, 16) and v.dtype == torch.uint8
+                   for v in shown[name].values())
+        assert torch.equal(shown[name]['noisy'], sets[name][0][:2])

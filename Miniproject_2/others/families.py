@@ -32,6 +32,7 @@ from Miniproject_2.others.data import (PATCH_SIZE, fetch_training_photos,
                                        fetch_validation_photos, sample_pixelated)
 
 N_IMAGES = 500
+EXAMPLES = 4  # images per family kept for the figure (--examples)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,26 +103,32 @@ def families(cache, seed=0):
     return result
 
 
-def evaluate(sets, weights):
+def evaluate(sets, weights, examples=0):
     """The table's rows: per family, whether it is held out of the blind model's training,
     the noisy input's, the best filter's and each weights file's mean per-image PSNR (dB).
-    ``weights``: {label: path}."""
+    ``weights``: {label: path}. With ``examples``, also {family: {'clean', 'noisy', 'best
+    filter', label: uint8 images}} of the family's first ``examples`` images."""
     models = {}
     for label, path in weights.items():
         models[label] = Model()
         models[label].load_pretrained_model(path)
     held_out = {family.name: family.held_out for family in FAMILIES}
-    rows = {}
+    rows, shown = {}, {}
     for name, (noisy, clean) in sets.items():
         tuned = filters.tune(noisy, clean)
         best = filters.best_filter(tuned)
+        outputs = {label: model.predict(noisy) for label, model in models.items()}
         rows[name] = {'held_out': held_out[name],
                       'noisy': filters.score(noisy.float(), clean),
                       'best filter': {'name': best, **tuned[best]},
-                      'models': {label: filters.score(model.predict(noisy), clean)
-                                 for label, model in models.items()}}
+                      'models': {label: filters.score(output, clean)
+                                 for label, output in outputs.items()}}
+        filtered = filters.FILTERS[best][0](noisy[:examples], *tuned[best]['parameter'])
+        shown[name] = {key: images[:examples].round().clamp(0, 255).to(torch.uint8)
+                       for key, images in (('clean', clean), ('noisy', noisy),
+                                           ('best filter', filtered), *outputs.items())}
         print(f'{name}: done', flush=True)
-    return rows
+    return (rows, shown) if examples else rows
 
 
 def print_table(rows):
@@ -149,10 +156,17 @@ def main(argv=None):
                         help='weights files to evaluate (default: the shipped one)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', default=None, help='write the rows as JSON here')
+    parser.add_argument('--examples', default=None,
+                        help="write each family's first images (clean, noisy, best filter, "
+                             'each weights file) here, for the report\'s figure (a .pt file)')
     args = parser.parse_args(argv)
     weights = labelled(args.weights)
-    rows = evaluate(families(Path(args.data) / 'cache', args.seed), weights)
+    rows, shown = evaluate(families(Path(args.data) / 'cache', args.seed), weights,
+                           examples=EXAMPLES)
     print_table(rows)
+    if args.examples:
+        torch.save(shown, args.examples)
+        print(f'wrote {args.examples}')
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({'seed': args.seed, 'n_images': N_IMAGES,
