@@ -1114,6 +1114,71 @@ def examples(root, numbers, out):
     plt.close(fig)
 
 
+FAMILY_FIGURE_MODEL = 'blind'  # families_examples.pt's key of the shipped weights' output
+FAMILY_FIGURE_LABELS = {  # families.json row name -> the figure's two-line column title
+    'pixelation, f 2-3': 'pixelation\n$f$ 2-3',
+    'pixelation, f 4-7': 'pixelation\n$f$ 4-7',
+    "pixelation, f 10-30 (the course's)": 'pixelation\n$f$ 10-30',
+    'pixelation, f 40-60, training photos': 'pixelation\n$f$ 40-60*',
+    'Gaussian, sigma 10-43': 'Gaussian\n$\\sigma$ 10-43',
+    'Gaussian, sigma 50': 'Gaussian\n$\\sigma$ 50',
+    'Poisson-Gaussian, 20 photons + sigma 10': 'Poisson\n20 ph. + 10',
+    'camera: 30 photons + sigma 5': 'camera\n30 ph. + 5',
+    'Gaussian 15 + 5% impulses': 'Gaussian 15\n+ 5% imp.',
+    'salt and pepper, 10%': 'salt, pepper\n10%',
+    'random-valued impulses, 10% of channels': 'random imp.\n10% ch.',
+    'uniform, +-40': 'uniform\n$\\pm$40*',
+    'speckle, 25%': 'speckle\n25%*',
+    'luminance, sigma 25': 'luminance\n$\\sigma$ 25*',
+}
+
+
+def families_figure(root, numbers, out):
+    """One image per noise family (columns): noisy, the family's best filter, the shipped
+    weights and clean (rows), each with its PSNR; held-out families starred."""
+    path = out / 'families.pdf'
+    try:
+        import torch
+        from Miniproject_2.others.data import psnr_per_image
+        shown = torch.load(used(root / 'results/families_examples.pt'), weights_only=True)
+        report = read_json(root / 'results/families.json') or {}
+        rows = report.get('rows') or {}
+        names = list(shown)
+        if not names or any(FAMILY_FIGURE_MODEL not in shown[name] for name in names):
+            raise ValueError(f'no {FAMILY_FIGURE_MODEL!r} output in families_examples.pt')
+    except Exception as error:
+        warn(f'families figure is a placeholder: {type(error).__name__}: {error}')
+        placeholder_figure(path, (PAGE_IN, 2.0), 'waiting for results/families_examples.pt')
+        return
+    kinds = (('noisy', 'noisy'), ('best filter', 'best filter'),
+             (FAMILY_FIGURE_MODEL, 'shipped'), ('clean', 'clean'))
+    n, cell, gap, title, label, header = len(names), 0.46, 0.04, 0.12, 0.2, 0.3
+    height = header + len(kinds) * (cell + title)
+    x0 = (PAGE_IN - label - n * cell - (n - 1) * gap) / 2
+    fig = plt.figure(figsize=(PAGE_IN, height))
+    for c, name in enumerate(names):
+        clean = shown[name]['clean'][:1]
+        for r, (key, row_label) in enumerate(kinds):
+            y = height - header - (r + 1) * (cell + title) + title
+            ax = fig.add_axes([(x0 + label + c * (cell + gap)) / PAGE_IN, y / height,
+                               cell / PAGE_IN, cell / height])
+            ax.set_xticks([]), ax.set_yticks([])
+            image = shown[name][key][:1]
+            ax.imshow(to_display(image[0], 1), interpolation='nearest')
+            if key != 'clean':
+                psnr = psnr_per_image(image.float(), clean.float()).item()
+                ax.set_xlabel(f'{psnr:.1f}', fontsize=6, labelpad=1)
+            if c == 0:
+                ax.set_ylabel(row_label, fontsize=7, labelpad=2)
+            if r == 0:
+                text = FAMILY_FIGURE_LABELS.get(name, name)
+                if rows.get(name, {}).get('held_out') and not text.endswith('*'):
+                    text += '*'
+                ax.set_title(text, fontsize=6, pad=2)
+    fig.savefig(path, dpi=300)
+    plt.close(fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--root', type=Path, default=Path(__file__).resolve().parent.parent,
@@ -1136,6 +1201,7 @@ def main(argv=None):
     ablation_numbers(root, numbers, out)
     bench_numbers(root, numbers, out)
     examples(root, numbers, out)
+    families_figure(root, numbers, out)
     numbers.write(out / 'numbers.tex')
     inputs = sorted(path.relative_to(root).as_posix() for path in INPUTS
                     if path.is_file() and path.is_relative_to(root))
