@@ -413,6 +413,7 @@ COMPARE_MACROS = {  # compare.json result name -> macro stem
     'course baseline, ours (Noise2Noise)': 'Baseline',
     BM3D: 'BMD',
     'trained on Gaussian noise': 'Gaussian',
+    'trained on pixelation only': 'PixOnly',
     'shipped bestmodel.pth': 'Shipped',
 }
 
@@ -423,8 +424,9 @@ COMPARE_LABELS = {
     'ours (Noise2Clean)': 'ours, Noise2Clean',
     'course baseline, ours (Noise2Noise)': 'course baseline (ours), N2N',
     BM3D: r'BM3D, true noise RMS',
-    'trained on Gaussian noise': 'ours, Gaussian-trained',
-    'shipped bestmodel.pth': r'ours, shipped',
+    'trained on Gaussian noise': 'ours, Gaussian only',
+    'trained on pixelation only': 'ours, pixelation only',
+    'shipped bestmodel.pth': r'ours, shipped (blind)',
 }
 
 # Filters (filters.FILTERS): compare.json names them '<name> <parameters tuple>'.
@@ -529,6 +531,7 @@ def compare_numbers(root, numbers, out):
     numbers['cmpShippedOverBaseline'] = gap('shipped bestmodel.pth',
                                             'course baseline, ours (Noise2Noise)')
     numbers['cmpShippedOverGaussian'] = gap('shipped bestmodel.pth', 'trained on Gaussian noise')
+    numbers['cmpShippedOverPixOnly'] = gap('shipped bestmodel.pth', 'trained on pixelation only')
     numbers['cmpShippedOverOurs'] = gap('shipped bestmodel.pth', 'ours (Noise2Noise)')
     numbers['cmpTwinGap'] = gap('ours (Noise2Noise)', 'torch.nn twin (Noise2Noise)')
     numbers['cmpCleanGap'] = gap('ours (Noise2Clean)', 'ours (Noise2Noise)')
@@ -600,18 +603,26 @@ def seed_gaps(results, a, b, seeds):
 FAMILY_STEMS = {  # families.json row name -> macro stem (famPixCourseNoisy, ...); other rows
     'pixelation, f 2-3': 'PixSmall',  # get a stem made of their name's words (macro_stem)
     'pixelation, f 4-7': 'PixMid',
-    'pixelation, f 10-30': 'PixCourse',
+    "pixelation, f 10-30 (the course's)": 'PixCourse',
     'pixelation, f 40-60, training photos': 'PixLarge',
     'Gaussian, sigma 10-43': 'Gauss',
-    'Poisson-Gaussian': 'PoissonGauss',
-    'Gaussian + 5% impulses': 'Impulses',
+    'Gaussian, sigma 50': 'GaussHigh',
+    'Poisson-Gaussian, 20 photons + sigma 10': 'PoissonGauss',
+    'camera: 30 photons + sigma 5': 'Camera',
+    'Gaussian 15 + 5% impulses': 'Impulses',
+    'salt and pepper, 10%': 'SaltPepper',
+    'random-valued impulses, 10% of channels': 'RandomImpulses',
+    'uniform, +-40': 'Uniform',
+    'speckle, 25%': 'Speckle',
+    'luminance, sigma 25': 'Luminance',
 }
-# families.json's "models" dict: one column per key (the weights path families.py was given),
-# in the file's order. Column label and macro stem by the path's ending; other weights get
-# their folder's name (results/pixelation/bestmodel.pth -> "pixelation", stem Pixelation).
+# families.json's "models" dict: one column per key (the label families.py was given), in
+# the file's order; column label and macro stem by the key's ending. Other keys get their
+# folder's name (results/pixelation/bestmodel.pth -> "pixelation", stem Pixelation).
 MODEL_COLUMNS = {
-    'Miniproject_2/bestmodel.pth': ('Shipped', 'shipped'),
-    'results/gaussian/bestmodel.pth': ('Gaussian', 'Gaussian only'),
+    'blind': ('Shipped', 'shipped (blind)'),
+    'pixelation': ('PixOnly', 'pixelation only'),
+    'gaussian': ('Gaussian', 'Gaussian only'),
 }
 FAMILY_MODEL_MACROS = ('', 'Gain', 'OverFilter')  # fam<Family><Model><what>
 
@@ -677,7 +688,7 @@ def families_numbers(root, numbers, out):
     numbers['famHeldOutCount'] = fmt(held_out if report else None)
     numbers['famHeldOutNote'] = r' $^\ast$: held out of training.' if held_out else ''
     gains = {stem: {} for _, stem, _ in models}  # model -> {family name: gain}
-    over_filter = {stem: [] for _, stem, _ in models}
+    over_filter = {stem: {} for _, stem, _ in models}  # model -> {family name: margin}
     best_counts = {stem: 0 for _, stem, _ in models}
     table = []
     for name, family, row in rows:
@@ -699,7 +710,7 @@ def families_numbers(root, numbers, out):
             if psnr is not None and noisy is not None:
                 gains[stem][name] = psnr - noisy
             if psnr is not None and best.get('psnr') is not None:
-                over_filter[stem].append(psnr - best['psnr'])
+                over_filter[stem][name] = psnr - best['psnr']
         scored = {stem: psnr for stem, psnr in scores.items() if psnr is not None}
         top = max([*scored.values(), best.get('psnr') or -math.inf])
         for stem, psnr in scored.items():
@@ -721,8 +732,12 @@ def families_numbers(root, numbers, out):
         worst = min(model_gains, key=model_gains.get, default=None)
         numbers[f'fam{stem}MinGain'] = fmt_signed(model_gains[worst]) if worst else None
         numbers[f'fam{stem}MinGainFamily'] = family_label(worst) if worst else None
-        numbers[f'fam{stem}BeatsFilter'] = fmt(sum(d > 0 for d in over_filter[stem])
-                                              if over_filter.get(stem) else None)
+        margins = over_filter.get(stem) or {}
+        numbers[f'fam{stem}BeatsFilter'] = fmt(sum(d > 0 for d in margins.values())
+                                              if margins else None)
+        closest = min(margins, key=margins.get, default=None)
+        numbers[f'fam{stem}MinOverFilter'] = fmt_signed(margins[closest]) if closest else None
+        numbers[f'fam{stem}MinOverFilterFamily'] = family_label(closest) if closest else None
         numbers[f'fam{stem}BestCount'] = fmt(best_counts[stem] if stem in best_counts else None)
     if report is not None:
         for name in FAMILY_STEMS:
@@ -762,8 +777,31 @@ def family_table_row(name, row, noisy, best, scores, top):
 
 
 # --------------------------------------------------------------------------------------
-# The training mixture: screening at equal budget, and the bias of each loss
+# The training mixture: the shipped (blind) run, screening at equal budget, each loss's bias
 # --------------------------------------------------------------------------------------
+
+BLIND_RUN = 'blind'  # results/runs/<BLIND_RUN>: the run whose best epoch is shipped
+
+
+def blind_run_numbers(root, numbers):
+    """The shipped run on the mixture (its settings and epochs) and the mixture itself
+    (results/data_stats_mixture.json: the data command's statistics of its folder)."""
+    log = read_json(root / f'results/runs/{BLIND_RUN}/log.json')
+    stats = read_json(root / 'results/data_stats_mixture.json') or {}
+    settings = log['settings'] if log else {}
+    epochs = log['epochs'] if log else []
+    numbers['blindEpochs'] = fmt(settings.get('epochs'))
+    numbers['blindLR'] = fmt_lr(settings.get('lr'))
+    numbers['blindWarmRestart'] = 'yes' if settings.get('init') else 'no'
+    numbers['blindBestPSNR'] = fmt(best_epoch(log)['val_psnr'] if epochs else None)
+    numbers['blindInitPSNR'] = fmt(log.get('init_val_psnr') if log else None)
+    minutes = sorted(e['seconds'] / 60 for e in epochs)
+    numbers['blindMinutesPerEpoch'] = fmt(minutes[len(minutes) // 2] if minutes else None, 1)
+    share = stats.get('pixelation_share')
+    numbers['mixShare'] = fmt(share, 1)
+    numbers['mixOtherShare'] = fmt((1 - share) / 3 if share is not None else None, 2)
+    factors = stats.get('factor_range') or [None, None]
+    numbers['mixFactorMin'], numbers['mixFactorMax'] = fmt(factors[0]), fmt(factors[1])
 
 SCREEN_RUNS = {  # results/runs/<run> -> (macro stem, pixelation share, loss)
     'screen-pixelation-only': ('PixOnly', '1.0', 'squared'),
@@ -771,52 +809,58 @@ SCREEN_RUNS = {  # results/runs/<run> -> (macro stem, pixelation share, loss)
     'screen-mixture-0.5': ('MixHalf', '0.5', 'per family'),
     'screen-mixture-0.5-squared-loss': ('MixHalfSquared', '0.5', 'squared'),
 }
-# families.json rows grouped for the screening table (row name -> group); held-out rows
-# form their own group whatever their name.
-FAMILY_GROUPS = (('pixelation', 'pixelation'), ('impulse', 'impulses'),
-                 ('salt', 'impulses'), ('', 'Gaussian-like'))
+# families.json rows grouped for the screening table, by the first word of their name that
+# matches; held-out rows form their own group whatever their name.
+FAMILY_GROUPS = (("the course's", 'course'), ('pixelation', 'pixelation'),
+                 ('impulse', 'impulses'), ('salt', 'impulses'), ('', 'Gaussian-like'))
+SCREEN_GROUPS = ('course', 'pixelation', 'Gaussian-like', 'impulses', 'held out')
 
 
 def family_group(name, row):
     if row.get('held_out'):
         return 'held out'
-    return next(group for word, group in FAMILY_GROUPS if word in name.lower())
+    return next(group for word, group in FAMILY_GROUPS if word in name)
 
 
 def mixture_numbers(root, numbers, out):
-    """The screening table: per run, its best validation PSNR (one pass) and its mean PSNR
-    over each group of noise families (families_screening.json, labels = run names)."""
+    """The screening table: per run, its mean PSNR over each group of noise families
+    (results/families_screening.json, whose weights labels are the run names)."""
     report = read_json(root / 'results/families_screening.json')
     rows = (report or {}).get('rows') or {}
-    groups = ('pixelation', 'Gaussian-like', 'impulses', 'held out')
-    table = []
-    budget = None
+    table, budget, means_by_run = [], None, {}
     for run, (stem, share, loss) in SCREEN_RUNS.items():
         log = read_json(root / f'results/runs/{run}/log.json')
-        psnr = best_epoch(log)['val_psnr'] if log and log.get('epochs') else None
         if log:
             budget = (log['settings'].get('n_train'), log['settings'].get('epochs'))
         means = {}
-        for group in groups:
+        for group in SCREEN_GROUPS:
             scores = [get(row, 'models', run) for name, row in rows.items()
                       if family_group(name, row) == group]
             scores = [score for score in scores if score is not None]
             means[group] = sum(scores) / len(scores) if scores else None
-        numbers[f'mix{stem}Val'] = fmt(psnr)
-        for group in groups:
             numbers[f'mix{stem}{macro_stem(group)}'] = fmt(means[group])
-        table.append(' & '.join([share, loss, fmt(psnr) if psnr is not None else '--',
-                                 *(fmt(means[g]) if means[g] is not None else '--'
-                                   for g in groups)]) + r' \\')
+        means_by_run[stem] = means
+        table.append(' & '.join([share, loss, *(fmt(means[g]) if means[g] is not None else '--'
+                                                for g in SCREEN_GROUPS)]) + r' \\')
+    def gain(stem, other, group):
+        return fmt_signed(difference(means_by_run.get(stem, {}).get(group),
+                                     means_by_run.get(other, {}).get(group)))
+    numbers['mixCostCourse'] = gain('MixHalf', 'PixOnly', 'course')
+    numbers['mixGainGauss'] = gain('MixHalf', 'PixOnly', 'Gaussian-like')
+    numbers['mixGainImpulses'] = gain('MixHalf', 'PixOnly', 'impulses')
+    numbers['mixGainHeldOut'] = gain('MixHalf', 'PixOnly', 'held out')
+    numbers['mixLossGainImpulses'] = gain('MixHalf', 'MixHalfSquared', 'impulses')
+    numbers['mixLossGainGauss'] = gain('MixHalf', 'MixHalfSquared', 'Gaussian-like')
     numbers['mixNTrain'] = fmt(budget[0] if budget else None)
     numbers['mixEpochs'] = fmt(budget[1] if budget else None)
-    for group in groups:
+    for group in SCREEN_GROUPS:
         numbers[f'mixGroupSize{macro_stem(group)}'] = fmt(
             sum(family_group(name, row) == group for name, row in rows.items()) if rows
             else None)
     path = out / 'mixture_table.tex'
     if report is None:
-        placeholder_table(path, 7, 'waiting for results/families_screening.json')
+        placeholder_table(path, 2 + len(SCREEN_GROUPS),
+                          'waiting for results/families_screening.json')
         return
     path.write_text('\n'.join(table) + '\n')
 
@@ -1196,6 +1240,7 @@ def main(argv=None):
     shipped_run_numbers(root, log, numbers)
     compare_numbers(root, numbers, out)
     families_numbers(root, numbers, out)
+    blind_run_numbers(root, numbers)
     mixture_numbers(root, numbers, out)
     bias_numbers(root, numbers, out)
     ablation_numbers(root, numbers, out)
