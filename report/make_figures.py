@@ -11,8 +11,11 @@ Reads (paths relative to ``--root``, the repository root by default):
 - ``results/families.json``            the noise-family table (families.py);
 - ``results/ablations.json``           the ablations (ablate.py);
 - ``results/bench.json``               speed against torch.nn in both memory layouts (bench.py);
-- ``Miniproject_2/bestmodel.pth``, ``data/val_data.pkl`` and the scikit-image wheel cached
-  in ``data/cache/``                   for the denoising examples.
+- ``results/families_examples.pt``     each family's first images (families.py --examples),
+                                       for the figure;
+- ``results/families_screening.json``, ``results/noise_bias.json``,
+  ``results/data_stats_mixture.json``, ``results/photos.json`` and the blind runs' logs
+                                       the mixture's numbers.
 
 Writes into ``--out`` (``report/build``): ``numbers.tex`` (one ``\\newcommand`` per number
 quoted in the text), ``*_table.tex`` (table bodies; ``families_table.tex`` is the whole
@@ -24,14 +27,10 @@ so the report builds now and is simply rebuilt when the results land.
 """
 import argparse
 import ast
-import glob
-import io
 import json
 import math
 import re
 import sys
-import time
-import zipfile
 from pathlib import Path
 
 import matplotlib
@@ -249,7 +248,7 @@ def data_numbers(root, numbers, out):
 # The shipped run
 # --------------------------------------------------------------------------------------
 
-SHIPPED_RUN = 'pixelation'  # results/runs/<SHIPPED_RUN>: the run whose best epoch is shipped
+SHIPPED_RUN = 'pixelation'  # results/runs/<SHIPPED_RUN>: the recipe's run, the shipped weights' start
 
 
 def default_settings():
@@ -319,15 +318,15 @@ def load_shipped_run(root):
 
 
 def check_shipped_weights(root):
-    """The shipped weights should be the run's best epoch: warn where both files exist and
-    differ (the run's .pth is not committed, so a fresh clone cannot check)."""
+    """The shipped weights should be the last blind run's best epoch: warn where both files
+    exist and differ (the run's .pth is not committed, so a fresh clone cannot check)."""
     import hashlib
     shipped = root / 'Miniproject_2/bestmodel.pth'
-    run = root / f'results/runs/{SHIPPED_RUN}/bestmodel.pth'
+    run = root / f'results/runs/{BLIND_RUNS[-1][0]}/bestmodel.pth'
     if shipped.exists() and run.exists():
         digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (shipped, run)]
         if digests[0] != digests[1]:
-            warn(f'{shipped} is not {run}: the report describes the run, the examples and '
+            warn(f'{shipped} is not {run}: the report describes the run, the figure and '
                  'the shipped rows use the weights in Miniproject_2/')
 
 
@@ -780,28 +779,39 @@ def family_table_row(name, row, noisy, best, scores, top):
 # The training mixture: the shipped (blind) run, screening at equal budget, each loss's bias
 # --------------------------------------------------------------------------------------
 
-BLIND_RUN = 'blind'  # results/runs/<BLIND_RUN>: the run whose best epoch is shipped
+GAUSSIAN_RUNS = ('main', 'main-restart')  # results/gaussian/runs/: the Gaussian-only weights'
+BLIND_RUNS = (('blind', 'First'), ('blind-longer', 'Second'))  # results/runs/<run>, in order:
+# the warm restarts from the pixelation-only weights whose last best epoch is shipped
 
 
 def blind_run_numbers(root, numbers):
-    """The shipped run on the mixture (its settings and epochs) and the mixture itself
+    """The shipped runs on the mixture (their settings and epochs) and the mixture itself
     (results/data_stats_mixture.json: the data command's statistics of its folder)."""
-    log = read_json(root / f'results/runs/{BLIND_RUN}/log.json')
+    total = 0
+    for run, stem in BLIND_RUNS:
+        log = read_json(root / f'results/runs/{run}/log.json')
+        settings = log['settings'] if log else {}
+        epochs = log['epochs'] if log else []
+        total = None if total is None or not log else total + settings['epochs']
+        numbers[f'blind{stem}Epochs'] = fmt(settings.get('epochs'))
+        numbers[f'blind{stem}LR'] = fmt_lr(settings.get('lr'))
+        numbers[f'blind{stem}BestPSNR'] = fmt(best_epoch(log)['val_psnr'] if epochs else None)
+        numbers[f'blind{stem}InitPSNR'] = fmt(log.get('init_val_psnr') if log else None)
+        minutes = sorted(e['seconds'] / 60 for e in epochs)
+        numbers[f'blind{stem}MinutesPerEpoch'] = fmt(minutes[len(minutes) // 2]
+                                                     if minutes else None, 1)
+    numbers['blindEpochs'] = fmt(total)
+    gaussian = [read_json(root / f'results/gaussian/runs/{run}/log.json')
+                for run in GAUSSIAN_RUNS]
+    numbers['gaussianEpochs'] = fmt(sum(len(log['epochs']) for log in gaussian)
+                                    if all(gaussian) else None)
     stats = read_json(root / 'results/data_stats_mixture.json') or {}
-    settings = log['settings'] if log else {}
-    epochs = log['epochs'] if log else []
-    numbers['blindEpochs'] = fmt(settings.get('epochs'))
-    numbers['blindLR'] = fmt_lr(settings.get('lr'))
-    numbers['blindWarmRestart'] = 'yes' if settings.get('init') else 'no'
-    numbers['blindBestPSNR'] = fmt(best_epoch(log)['val_psnr'] if epochs else None)
-    numbers['blindInitPSNR'] = fmt(log.get('init_val_psnr') if log else None)
-    minutes = sorted(e['seconds'] / 60 for e in epochs)
-    numbers['blindMinutesPerEpoch'] = fmt(minutes[len(minutes) // 2] if minutes else None, 1)
     share = stats.get('pixelation_share')
     numbers['mixShare'] = fmt(share, 1)
     numbers['mixOtherShare'] = fmt((1 - share) / 3 if share is not None else None, 2)
     factors = stats.get('factor_range') or [None, None]
     numbers['mixFactorMin'], numbers['mixFactorMax'] = fmt(factors[0]), fmt(factors[1])
+
 
 SCREEN_RUNS = {  # results/runs/<run> -> (macro stem, pixelation share, loss)
     'screen-pixelation-only': ('PixOnly', '1.0', 'squared'),
@@ -1027,135 +1037,12 @@ def bench_numbers(root, numbers, out):
 # Denoising examples
 # --------------------------------------------------------------------------------------
 
-PHOTO = 'astronaut'
-PHOTO_FACTOR = 4  # the photo, 512 px, pixelated by this factor (a larger image than 32 x 32)
-PHOTO_SEED = 0
-EXAMPLE_INDICES = (0, 1, 2, 3, 4, 6)
-
-
-def load_photo(root):
-    import torch
-    from PIL import Image
-    wheels = sorted(glob.glob(str(root / 'data/cache/scikit_image-*.whl')))
-    if not wheels:
-        raise FileNotFoundError('no scikit-image wheel in data/cache/ (built by '
-                                '`python -m Miniproject_2.others.data --out data`)')
-    with zipfile.ZipFile(used(wheels[0])) as archive:
-        image = Image.open(io.BytesIO(archive.read(f'skimage/data/{PHOTO}.png'))).convert('RGB')
-    pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-    return pixels.view(image.size[1], image.size[0], 3).permute(2, 0, 1).contiguous()
-
-
 def to_display(image, scale=1):
     """(3, H, W) 0-255 tensor -> (H*scale, W*scale, 3) array in [0, 1], nearest upscaling."""
     x = image.float().clamp(0, 255).div(255)
     if scale > 1:
         x = x.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
     return x.permute(1, 2, 0).numpy()
-
-
-def best_blur_sigma(root):
-    """The Gaussian blur's sigma tuned in results/compare.json (None if it has none)."""
-    results = get(read_json(root / 'results/compare.json'), 'results') or {}
-    for name in results:
-        base, parameters = split_filter_name(name)
-        if base == 'Gaussian blur' and parameters:
-            return parameters[0]
-    return None
-
-
-def examples(root, numbers, out):
-    """The qualitative figure: validation images and a larger photo, each noisy, blurred by
-    the tuned Gaussian blur, denoised by the shipped model, and clean, with PSNRs."""
-    path = out / 'examples.pdf'
-    names = ('photoNoisyPSNR', 'photoBlurPSNR', 'photoDenoisedPSNR', 'photoSeconds',
-             'photoSize', 'photoSource', 'exampleBlurSigma')
-    numbers['photoName'] = PHOTO
-    numbers['photoFactor'] = fmt(PHOTO_FACTOR)
-    numbers['photoSeed'] = fmt(PHOTO_SEED)
-    numbers['exampleCount'] = fmt(len(EXAMPLE_INDICES))
-    try:
-        import torch
-        from Miniproject_2.model import Model
-        from Miniproject_2.others.data import pixelate, psnr_per_image
-        from Miniproject_2.others.filters import gaussian_blur
-        sigma = best_blur_sigma(root)
-        if sigma is None:
-            raise ValueError('results/compare.json has no tuned Gaussian blur')
-        model = Model()
-        model.load_pretrained_model(str(used(root / 'Miniproject_2/bestmodel.pth')))
-        noisy_val, clean_val = torch.load(used(root / 'data/val_data.pkl'), weights_only=True)
-        index = list(EXAMPLE_INDICES)
-        noisy_val, clean_val = noisy_val[index], clean_val[index]
-        with torch.no_grad():
-            denoised_val = model.predict(noisy_val)
-        source = load_photo(root)
-        side = min(source.shape[1:]) // PHOTO_FACTOR * PHOTO_FACTOR
-        source = source[:, :side, :side].contiguous()
-        generator = torch.Generator().manual_seed(PHOTO_SEED)
-        photo, (noisy_photo,) = pixelate(source, PHOTO_FACTOR, 1, generator)
-        started = time.perf_counter()
-        with torch.no_grad():
-            denoised_photo = model.predict(noisy_photo)
-        seconds = time.perf_counter() - started
-    except Exception as error:
-        warn(f'examples figure is a placeholder: {type(error).__name__}: {error}')
-        placeholder_figure(path, (PAGE_IN, 2.3), 'waiting for Miniproject_2/bestmodel.pth '
-                           '(and data/val_data.pkl, data/cache/)')
-        for name in names:
-            numbers[name] = None
-        return
-
-    def blurred(images):
-        return gaussian_blur(images.float(), sigma).clamp(0, 255)
-
-    def scores(images, clean):
-        return psnr_per_image(images.float(), clean.float()).tolist()
-    val_rows = [('noisy', noisy_val), ('blur', blurred(noisy_val)), ('ours', denoised_val),
-                ('clean', clean_val)]
-    photo_rows = [('noisy', noisy_photo[None]), ('blur', blurred(noisy_photo[None])),
-                  ('ours', denoised_photo[None].round()), ('clean', photo[None])]
-    val_rows = [(label, images, scores(images, clean_val) if label != 'clean' else None)
-                for label, images in val_rows]
-    photo_rows = [(label, images[0], scores(images, photo[None])[0] if label != 'clean' else None)
-                  for label, images in photo_rows]
-    numbers['exampleBlurSigma'] = f'{sigma:g}'
-    numbers['photoNoisyPSNR'] = fmt(photo_rows[0][2])
-    numbers['photoBlurPSNR'] = fmt(photo_rows[1][2])
-    numbers['photoDenoisedPSNR'] = fmt(photo_rows[2][2])
-    numbers['photoSeconds'] = fmt(seconds, 2)
-    numbers['photoSize'] = f'{photo.shape[2]}$\\times${photo.shape[1]}'
-    numbers['photoSource'] = f'{source.shape[2]}$\\times${source.shape[1]}'
-
-    # Square panels placed by hand (inches): n columns of small images, 4 rows each with a
-    # title line; on the right the photo's 2 x 2 panels, as tall as the left block.
-    n, cell, gap, title, label = len(index), 0.55, 0.05, 0.14, 0.22
-    height = 4 * (cell + title)
-    panel = height / 2 - title
-    left_width = label + n * cell + (n - 1) * gap
-    x0 = (PAGE_IN - left_width - 0.2 - 2 * panel - gap) / 2
-    fig = plt.figure(figsize=(PAGE_IN, height))
-
-    def axes(x, y, size):
-        ax = fig.add_axes([x / PAGE_IN, y / height, size / PAGE_IN, size / height])
-        ax.set_xticks([]), ax.set_yticks([])
-        return ax
-    for r, (name, images, psnr) in enumerate(val_rows):
-        y = height - (r + 1) * (cell + title)
-        for c in range(n):
-            ax = axes(x0 + label + c * (cell + gap), y, cell)
-            ax.imshow(to_display(images[c], 4), interpolation='nearest')
-            if psnr is not None:
-                ax.set_title(f'{psnr[c]:.1f}', fontsize=7, pad=1.2)
-            if c == 0:
-                ax.set_ylabel(name, fontsize=8, labelpad=2)
-    right = x0 + left_width + 0.2
-    for k, (name, image, psnr) in enumerate(photo_rows):
-        ax = axes(right + (k % 2) * (panel + gap), height - (k // 2 + 1) * (panel + title), panel)
-        ax.imshow(to_display(image), interpolation='nearest')
-        ax.set_title(name if psnr is None else f'{name}, {psnr:.2f} dB', fontsize=8, pad=1.5)
-    fig.savefig(path, dpi=300)
-    plt.close(fig)
 
 
 FAMILY_FIGURE_MODEL = 'blind'  # families_examples.pt's key of the shipped weights' output
@@ -1177,6 +1064,15 @@ FAMILY_FIGURE_LABELS = {  # families.json row name -> the figure's two-line colu
 }
 
 
+def photo_numbers(root, numbers):
+    """The whole photos with a camera's noise (results/photos.json), for one sentence."""
+    rows = (read_json(root / 'results/photos.json') or {}).get('rows') or {}
+    camera = next((row for name, row in rows.items() if name.startswith('camera')), {})
+    numbers['photoCameraShipped'] = fmt(get(camera, 'models', FAMILY_FIGURE_MODEL))
+    numbers['photoCameraBlur'] = fmt(get(camera, 'blur', 'psnr'))
+    numbers['photoCameraNoisy'] = fmt(camera.get('noisy'))
+
+
 def families_figure(root, numbers, out):
     """One image per noise family (columns): noisy, the family's best filter, the shipped
     weights and clean (rows), each with its PSNR; held-out families starred."""
@@ -1194,9 +1090,8 @@ def families_figure(root, numbers, out):
         warn(f'families figure is a placeholder: {type(error).__name__}: {error}')
         placeholder_figure(path, (PAGE_IN, 2.0), 'waiting for results/families_examples.pt')
         return
-    kinds = (('noisy', 'noisy'), ('best filter', 'best filter'),
-             (FAMILY_FIGURE_MODEL, 'shipped'), ('clean', 'clean'))
-    n, cell, gap, title, label, header = len(names), 0.46, 0.04, 0.12, 0.2, 0.3
+    kinds = (('noisy', 'noisy'), ('best filter', 'filter'), (FAMILY_FIGURE_MODEL, 'shipped'))
+    n, cell, gap, title, label, header = len(names), 0.42, 0.04, 0.12, 0.2, 0.28
     height = header + len(kinds) * (cell + title)
     x0 = (PAGE_IN - label - n * cell - (n - 1) * gap) / 2
     fig = plt.figure(figsize=(PAGE_IN, height))
@@ -1245,8 +1140,8 @@ def main(argv=None):
     bias_numbers(root, numbers, out)
     ablation_numbers(root, numbers, out)
     bench_numbers(root, numbers, out)
-    examples(root, numbers, out)
     families_figure(root, numbers, out)
+    photo_numbers(root, numbers)
     numbers.write(out / 'numbers.tex')
     inputs = sorted(path.relative_to(root).as_posix() for path in INPUTS
                     if path.is_file() and path.is_relative_to(root))

@@ -9,7 +9,7 @@ README = Path(__file__).resolve().parents[1] / 'README.md'
 
 def test_the_readme_is_short_and_has_the_two_commands():
     text = README.read_text()
-    assert len(text.splitlines()) <= 110
+    assert len(text.splitlines()) <= 130  # the families table and the photos table included
     for command in ('python3 -m pip install -r requirements-tools.txt && '
                     'python3 test.py -p . -d data',
                     'python3 -m pip install -r requirements-dev.txt && python3 -m pytest -q',
@@ -34,3 +34,14 @@ def test_the_readme_quotes_the_bench_as_measured():
               f"{step[100]['ratio']:.2f}x at 100")
     assert quoted in ' '.join(README.read_text().split())
     assert f"rate there, {step[32]['gemm_floor_ratio']:.2f}x" in README.read_text()
+
+
+def test_the_readme_quotes_the_families_and_photos_as_measured():
+    """Each family's and each photo noise's row carries the PSNRs of the result files."""
+    text = README.read_text()
+    for name, scores in (('families', 'rows'), ('photos', 'rows')):
+        rows = json.loads((README.parent / f'results/{name}.json').read_text())[scores]
+        for noise, row in rows.items():
+            quoted = [f'{psnr:.2f}' for psnr in [row['noisy'], *row['models'].values()]]
+            assert any(all(psnr in line for psnr in quoted) for line in text.splitlines()
+                       if line.startswith(f'| {noise}')), (name, noise, quoted)
