@@ -751,7 +751,7 @@ class Conv2d(_ConvBase):
 
     def forward(self, input):
         x, unbatched = self._batched_input(input, self.in_channels, self.weight.dtype)
-        self._output_size(input.shape, *self.geometry.output_size(*x.shape[2:]))
+        self._output_size(input.shape, *self.geometry.output_size(*x.shape[2:]))  # fits?
         y = _backend(x).product(x, self.weight, self.bias, self.geometry)
         self._saved = (x, y.shape, unbatched)
         return self._unbatch(y, unbatched)
