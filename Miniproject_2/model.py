@@ -318,11 +318,11 @@ class Tuning:
 
     # Bytes of patch matrix copied and multiplied at a time (None: the whole batch): a
     # chunk then stays in cache between its im2col copy and its GEMMs.
-    chunk_bytes: 'int | None'
+    chunk_bytes: int
     # Output channels (lowest, highest) of the narrow convolutions whose patch-matrix rows
     # compute two neighbouring pixels (None: never; see ``_pixels_per_row``): a GEMM twice as
     # wide runs enough faster per multiply-add to pay for the third more multiply-adds.
-    paired_channels: 'tuple | None'
+    paired_channels: tuple
     # Convolutions with at most this many output channels write their GEMM's output
     # column-major: a BLAS writes a few long columns faster than many short rows.
     column_major_channels: int
@@ -336,7 +336,7 @@ class Tuning:
     column_sum_width: int
     # A forward-only LeakyReLU runs through its tensor in parts of this many values (None:
     # whole), so that the product a*x of each part is still in cache when it is read.
-    activation_part_values: 'int | None'
+    activation_part_values: int
     # One channel-first image of at most this many values (after upsampling) gets PyTorch's
     # own products (``_TorchBits``): ATen computes such an image with one GEMM per product,
     # and hands larger ones to oneDNN, whose bits no GEMM of ours reproduces.
