@@ -93,8 +93,8 @@ class Module:
     def requires_backward_(self, requires=True):
         """With False, this module and its children keep nothing for backward, as under
         torch.no_grad: each layer's input is freed once the next layer has read it, and
-        the allocator reuses that memory while it is in cache. ``predict`` runs so: a
-        2048x2048 image took a fifth less time and a sixth of the memory. Returns self."""
+        the allocator reuses that memory while it is in cache (``predict`` runs so).
+        Returns self."""
         self.requires_backward = requires
         for child in self._children.values():
             child.requires_backward_(requires)
@@ -238,71 +238,259 @@ class Module:
 _DTYPE = type(empty(0).dtype)  # torch.dtype, named without the torch namespace
 
 
-def _pair(value, name):
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
-        raise ValueError(f'{name} must be an int or a pair of ints, got {value!r}')
-    return pair
+def _int_argument(owner, name, value, lowest=1, pair=False):
+    """A constructor's int argument, checked to be at least ``lowest`` (1: a positive int);
+    with ``pair``, an int or an (h, w) pair of them, returned as a pair. ``owner`` names the
+    module in the message."""
+    if pair:
+        values = ((value, value) if isinstance(value, int) else
+                  tuple(value) if isinstance(value, (tuple, list)) else ())
+    else:
+        values = (value,)
+    if (len(values) != (2 if pair else 1)
+            or not all(isinstance(v, int) and v >= lowest for v in values)):
+        kind = 'a positive int' if lowest == 1 else f'an int >= {lowest}'
+        raise ValueError(f'{owner}: {name} must be {kind}{" or a pair of them" if pair else ""}'
+                         f', got {value!r}')
+    return values if pair else value
 
 
 # --------------------------------------------------------------------------------------
-# The convolution core: patch matrices and GEMMs, pixel-major
+# The convolution core: three products over patch matrices
 # --------------------------------------------------------------------------------------
-# A convolution is three matrix products over the (N*Ho*Wo, C*kh*kw) patch matrix X of its
-# input: Y = X W^T + b, dW += dY^T X, dX = dY W, then col2im(dX) (at stride 1 the backward
-# works on the patch matrix of dY instead: see _conv_backward). Rows are pixels, so Y is
-# the output in channels-last memory, returned as an (N, C, H, W) view; every module
-# accepts any strides. Pixel-major GEMMs with a few channels ran clearly faster here than
-# channel-major ones. On a CPU each batch is processed a few images (or, for a large
-# image, a band of rows) at a time, so that a chunk's patch matrix stays in cache between
-# its im2col copy and its GEMMs (``chunk_bytes``).
+# A convolution of x with the (O, C, kh, kw) weight W is, over the (N*Ho*Wo, C*kh*kw) patch
+# matrix X of x, the *patch product* Y = X W^T + b. Its backward pass needs two more
+# products of the output gradient dY: the *adjoint* col2im(dY W) (the input gradient) and
+# the *weight gradient* dW += dY^T X. A transposed convolution is the adjoint as its forward
+# pass, so the same three products serve both layers as mirror images:
+#
+#                    forward          input gradient     weight gradient
+#   Conv2d           product(x)       adjoint(dy)        weight_grad(x, dy)
+#   TransposeConv2d  adjoint(x)       product(dy)        weight_grad(dy, x)
+#
+# Two backends compute them with the same signatures: ``_Gemms``, chunked GEMMs over
+# channels-last patch matrices, and ``_TorchBits``, PyTorch's own products for one small
+# image; ``_backend`` chooses, once per layer call. What each device's cache and BLAS favour
+# is one ``Tuning`` record, ``tuning(device)``.
 
 
-def chunk_bytes(device):
-    """Bytes of patch matrix the convolution core processes at a time on ``device``, or
-    None for the whole batch at once.
+@dataclass(frozen=True)
+class Geometry:
+    """Where a convolution's kernel reads: ``kernel``, ``stride``, ``padding`` and
+    ``dilation``, each an (h, w) pair, passed to the core as one value."""
+    kernel: tuple
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    dilation: tuple = (1, 1)
 
-    On a CPU, 2 MiB: each of two GEMM threads then reads its half from its own core's L2.
-    Measured on the U-Net's training step, with 1 MiB of L2 per core: 1 MiB chunks were
-    3-5% slower, 4 MiB ones 5% slower at batch 32 and as fast at batch 100; with 2 MiB per
-    core, 4 MiB ones were 1% slower at batch 32 and 100. On a GPU a chunk is a kernel
-    launch and no cache holds it anyway: one chunk, one launch per product and layer."""
-    return 2 << 20 if device.type == 'cpu' else None
+    def output_size(self, h, w):
+        """(Ho, Wo) of the convolution of an h x w input (below 1 if the kernel does not fit)."""
+        return tuple((size + 2 * p - d * (k - 1) - 1) // s + 1 for size, k, s, p, d in zip(
+            (h, w), self.kernel, self.stride, self.padding, self.dilation))
+
+    def transposed_size(self, h, w, output_padding=(0, 0)):
+        """(H, W) of the transposed convolution of an h x w input: the smallest input that
+        the convolution maps to h x w, plus ``output_padding``."""
+        return tuple((size - 1) * s - 2 * p + d * (k - 1) + extra + 1
+                     for size, k, s, p, d, extra in zip((h, w), self.kernel, self.stride,
+                                                        self.padding, self.dilation,
+                                                        output_padding))
+
+    def flipped(self):
+        """At stride 1 the adjoint is the convolution of dY with the flipped kernel, padded
+        by the kernel's reach minus the padding: that geometry, or None where it does not
+        apply (a stride above 1, or padding beyond the reach)."""
+        reach = [d * (k - 1) for k, d in zip(self.kernel, self.dilation)]
+        if self.stride != (1, 1) or any(p > r for p, r in zip(self.padding, reach)):
+            return None
+        return Geometry(self.kernel, (1, 1), tuple(r - p for r, p in zip(reach, self.padding)),
+                        self.dilation)
+
+    def unfold_arguments(self):
+        return dict(kernel_size=self.kernel, dilation=self.dilation, padding=self.padding,
+                    stride=self.stride)
 
 
-def pixel_pairs(device):
-    """Whether narrow convolutions on ``device`` compute two neighbouring
-    pixels per row of their patch matrix (see ``_pixels_per_row``): on a CPU, where MKL's
-    GEMMs with 24 columns ran 1.6x slower per multiply-add than with 48 where MKL runs its
-    AVX-512 code (on an AMD Zen 5, where it does not, 1.27x: pairs neither gained nor lost);
-    elsewhere that is unmeasured, so not."""
-    return device.type == 'cpu'
+@dataclass(frozen=True)
+class Tuning:
+    """How the layers cut and lay out their work on one kind of device: ``tuning(device)``.
+    Each field carries its reason; what was measured for each value is in CHANGELOG.md."""
+
+    # Bytes of patch matrix copied and multiplied at a time (None: the whole batch): a
+    # chunk then stays in cache between its im2col copy and its GEMMs.
+    chunk_bytes: int
+    # Output channels (lowest, highest) of the narrow convolutions whose patch-matrix rows
+    # compute two neighbouring pixels (None: never; see ``_pixels_per_row``): a GEMM twice as
+    # wide runs enough faster per multiply-add to pay for the third more multiply-adds.
+    paired_channels: tuple
+    # Convolutions with at most this many output channels write their GEMM's output
+    # column-major: a BLAS writes a few long columns faster than many short rows.
+    column_major_channels: int
+    # Zero-padded copies of at most this many values are zeroed whole, then their interior
+    # copied in; larger ones at their borders only: small ones are in cache, where writing
+    # the interior twice is cheaper than N*H short border runs, and large ones are often
+    # fresh memory, cheaper to touch once.
+    whole_padding_values: float
+    # Bias gradients join the rows of the output gradient into rows of about this many
+    # values before summing down them: a reduction down a narrow matrix is slow.
+    column_sum_width: int
+    # A forward-only LeakyReLU runs through its tensor in parts of this many values (None:
+    # whole), so that the product a*x of each part is still in cache when it is read.
+    activation_part_values: int
+    # One channel-first image of at most this many values (after upsampling) gets PyTorch's
+    # own products (``_TorchBits``): ATen computes such an image with one GEMM per product,
+    # and hands larger ones to oneDNN, whose bits no GEMM of ours reproduces.
+    torch_bits_values: int
 
 
-def zeroes_whole_padding(values, device):
-    """Whether a zero-padded copy of an image of ``values`` values on ``device`` is zeroed
-    whole before its interior is copied in (True), or at its borders only.
+# On a CPU: chunks of 2 MiB, so that each of two GEMM threads reads its half from its own
+# core's L2 cache (1 MiB or more); pairs for 9 to 24 output channels, where MKL's GEMMs ran
+# 48 columns clearly faster per multiply-add than 24; column-major output up to 8 channels;
+# padding zeroed whole up to 4 MiB in float32; parts of 1 MiB for the activation.
+_CPU = Tuning(chunk_bytes=2 << 20, paired_channels=(9, 24), column_major_channels=8,
+              whole_padding_values=1 << 20, column_sum_width=512,
+              activation_part_values=1 << 18, torch_bits_values=20480)
+# Elsewhere (a GPU) a chunk or a part is one more kernel launch and no cache would hold it,
+# and pairs and border-only padding are unmeasured, so off; the rest as on a CPU.
+_ELSEWHERE = Tuning(chunk_bytes=None, paired_channels=None, column_major_channels=8,
+                    whole_padding_values=math.inf, column_sum_width=512,
+                    activation_part_values=None, torch_bits_values=20480)
 
-    On a CPU, whole up to 2^20 values (4 MiB in float32): for the U-Net's training step at
-    batch 32, writing the interior twice was 1-4% faster than filling the side borders, N*H
-    runs of pw*C values. Larger tensors are more often fresh memory from the system, slow to
-    touch the first time: touching them once made ``predict`` 2-5% faster on 1,000 images
-    of 32x32 and 512x512 ones, and the step at batch 100 no slower. Elsewhere, unmeasured:
-    whole."""
-    return device.type != 'cpu' or values <= 1 << 20
+
+def tuning(device):
+    """The ``Tuning`` the layers read for tensors on ``device``."""
+    return _CPU if device.type == 'cpu' else _ELSEWHERE
 
 
-def _out_size(size, kernel, stride, padding, dilation):
-    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+def _backend(image, scale=1):
+    """The backend of the products for a layer called on ``image`` (upsampled by ``scale``
+    before its convolution): ``_TorchBits`` for one channel-first image small enough that
+    PyTorch computes it with one GEMM per product (``Tuning.torch_bits_values``), else
+    ``_Gemms``. The one place that decides: a layer asks once per forward and once per
+    backward, of the same image, so both passes take the same backend."""
+    one_small_image = (image.shape[0] == 1 and not _is_channels_last(image) and
+                       image.numel() * scale ** 2 <= tuning(image.device).torch_bits_values)
+    return _TORCH_BITS if one_small_image else _GEMMS
+
+
+class _Backend:
+    """The three products, each on (N, C, H, W) images of any strides, returning an image:
+
+    - ``product(x, weight, bias, g)``: conv(x, W) + b;
+    - ``adjoint(dy, weight, bias, size, g)``: col2im(dY W) + b, of spatial ``size``;
+    - ``weight_grad(x, dy, weight_grad, g)``: dW += dY^T X, into ``weight_grad``, shaped as W;
+
+    and ``gradients``, a convolution's backward pass, which a backend may compute in fewer
+    passes than its two products."""
+
+    def gradients(self, x, dy, weight, weight_grad, g, input_grad=True):
+        """dW += dY^T X, and the adjoint of dY (the input gradient) when ``input_grad``."""
+        self.weight_grad(x, dy, weight_grad, g)
+        return self.adjoint(dy, weight, None, x.shape[2:], g) if input_grad else None
+
+
+# -- The products as chunked GEMMs, pixel-major --------------------------------------------
+# Rows of the patch matrix are output pixels, so Y = X W^T + b is the output in
+# channels-last memory, returned as an (N, C, H, W) view; every module accepts any strides.
+# On a CPU a batch is processed a few images (or, for a large image, a band of rows) at a
+# time, so that a chunk's patch matrix stays in cache between its copy and its GEMMs.
+
+class _Gemms(_Backend):
+
+    def product(self, x, weight, bias, g):
+        n = x.shape[0]
+        ho, wo = g.output_size(*x.shape[2:])
+        pixels = _pixels_per_row(weight.shape[0], wo, g, x.device)
+        return _image_view(_product_rows(x, weight, bias, g, pixels), n, ho, wo)
+
+    def adjoint(self, dy, weight, bias, size, g):
+        """At stride 1, the convolution of dY with the flipped kernel: one im2col and one GEMM
+        instead of kh*kw strided adds."""
+        flipped = g.flipped()
+        if flipped is not None:
+            return self.product(dy, _flipped_kernel(weight), bias, flipped)
+        n, _, ho, wo = dy.shape
+        c, (h, w) = weight.shape[1], size
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = g.kernel, g.stride, g.padding, g.dilation
+        image = dy.new_zeros(n, h + 2 * ph, w + 2 * pw, c)
+        rows, matrix = _pixel_major(dy), _weight_matrix(weight).t()
+        for block in _blocks(n, ho, wo, matrix.shape[1] * matrix.element_size(), dy.device):
+            first, end, first_row, end_row = block
+            windows = rows[_pixel_rows(block, ho, wo)].mm(matrix).view(
+                end - first, end_row - first_row, wo, kh, kw, c)
+            target = image[first:end, sh * first_row:]
+            for i in range(kh):  # col2im: kh*kw strided adds over the whole chunk
+                for j in range(kw):
+                    target[:, i * dh:i * dh + sh * (end_row - first_row - 1) + 1:sh,
+                              j * dw:j * dw + sw * (wo - 1) + 1:sw] += windows[:, :, :, i, j]
+        y = image[:, ph:ph + h, pw:pw + w].permute(0, 3, 1, 2)
+        if bias is not None:
+            y += bias.view(1, -1, 1, 1)
+        return y
+
+    def weight_grad(self, x, dy, weight_grad, g):
+        channels_last = _is_channels_last(x)
+        rows = _pixel_major(dy)
+        total = rows.new_zeros(weight_grad[0].numel(), rows.shape[1])
+        for span, patches in _patch_matrices(_windows(x, g, channels_last)):
+            total.addmm_(patches.t(), rows[span])
+        if channels_last:  # patches in (i, j, c) order
+            weight_grad += total.view(*g.kernel, x.shape[1], -1).permute(3, 2, 0, 1)
+        else:
+            weight_grad += total.t().view(weight_grad.shape)
+
+    def gradients(self, x, dy, weight, weight_grad, g, input_grad=True):
+        """At stride 1, the patch matrix P of dY that the adjoint is computed from (rows:
+        input pixels; columns: flipped taps and output channels) gives the weight gradient
+        too, dW[o, c, i, j] = (X^T P)[c, (kh-1-i, kw-1-j, o)], so x needs no patch matrix."""
+        flipped = g.flipped()
+        if not input_grad or flipped is None:
+            return super().gradients(x, dy, weight, weight_grad, g, input_grad)
+        n, c, h, w = x.shape
+        (kh, kw), o = g.kernel, dy.shape[1]
+        x_rows = _pixel_major(x)
+        total = dy.new_zeros(c, kh * kw * o)
+
+        def accumulate(span, patches):
+            total.addmm_(x_rows[span].t(), patches)
+        # One pixel per row, so that X^T P lines up input pixels with patch rows.
+        dx = _product_rows(dy, _flipped_kernel(weight), None, flipped, 1, accumulate)
+        weight_grad += total.view(c, kh, kw, o).permute(3, 0, 1, 2).flip(2, 3)
+        return _image_view(dx, n, h, w)
+
+
+def _product_rows(x, weight, bias, g, pixels, each_chunk=None):
+    """Y = X W^T + b for the (O, C, kh, kw) ``weight``, as an (N*Ho*Wo, O) matrix, from
+    patch matrices whose rows hold ``pixels`` neighbouring output pixels each (see
+    ``_pixels_per_row``). ``each_chunk(span, patches)``, if given, is also called on each
+    chunk's patch matrix while it is in cache (``span``: the slice of Y's rows it computes)."""
+    o = weight.shape[0]
+    windows = _windows(x, g, True, pixels)
+    rows = windows.shape[0] * windows.shape[1] * windows.shape[2]
+    weight = _weight_matrix(weight, pixels)
+    if pixels == 1 and o <= tuning(x.device).column_major_channels:
+        out = x.new_empty(o, rows).t()
+    else:
+        out = x.new_empty(rows, pixels * o)
+    if bias is not None and pixels > 1:  # one bias per pixel of a row
+        bias = bias.repeat(pixels)
+    for span, patches in _patch_matrices(windows):
+        chunk = out[span]
+        chunk.addmm_(patches, weight, beta=0)
+        if bias is not None:  # added in cache, not copied in before the GEMM
+            chunk.add_(bias)
+        if each_chunk is not None:
+            each_chunk(span, patches)
+    return out.view(-1, o)
 
 
 def _blocks(n, ho, wo, row_bytes, device):
     """(first image, end image, first row, end row) of each chunk of output pixels whose
-    rows of ``row_bytes`` (of patch matrix) make about ``chunk_bytes(device)``: whole images
+    rows of ``row_bytes`` (of patch matrix) make about ``Tuning.chunk_bytes``: whole images
     while they are small, bands of rows of one image when it is large. The chunk's pixels
     are rows [(first * ho + first_row) * wo, ((end - 1) * ho + end_row) * wo) of the
     (N*Ho*Wo, ...) matrices."""
-    budget = chunk_bytes(device)
+    budget = tuning(device).chunk_bytes
     rows = n * ho * wo if budget is None else max(1, budget // row_bytes)
     if ho * wo > rows:
         band = max(1, rows // wo)
@@ -322,9 +510,9 @@ def _is_channels_last(x):
 
 def _zero_padded(image, ph, pw):
     """(N, H, W, C) -> a new (N, H+2ph, W+2pw, C) tensor with zero borders: zeroed whole or
-    at its borders only, as ``zeroes_whole_padding`` says, then the interior copied in."""
+    at its borders only (``Tuning.whole_padding_values``), then the interior copied in."""
     n, h, w, c = image.shape
-    if zeroes_whole_padding(image.numel(), image.device):
+    if image.numel() <= tuning(image.device).whole_padding_values:
         out = image.new_zeros(n, h + 2 * ph, w + 2 * pw, c)
     else:
         out = image.new_empty(n, h + 2 * ph, w + 2 * pw, c)
@@ -335,7 +523,7 @@ def _zero_padded(image, ph, pw):
     return out
 
 
-def _windows(x, geometry, channels_last, pixels=1):
+def _windows(x, g, channels_last, pixels=1):
     """(N, C, H, W) tensor of any strides -> the (N, Ho, Wo/pixels, patch) strided view whose
     rows, reshaped, are the patch matrix: one copy per chunk makes a chunk's patch matrix.
 
@@ -345,8 +533,8 @@ def _windows(x, geometry, channels_last, pixels=1):
     window of that many neighbouring output pixels: kw + pixels - 1 columns.
     """
     n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
-    ho, wo = _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw)
+    ho, wo = g.output_size(h, w)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = g.kernel, g.stride, g.padding, g.dilation
     source = x.permute(0, 2, 3, 1)
     if ph or pw:
         source = _zero_padded(source, ph, pw)
@@ -359,26 +547,26 @@ def _windows(x, geometry, channels_last, pixels=1):
     return source.as_strided(shape, strides, source.storage_offset())
 
 
-def _pixels_per_row(out_channels, wo, geometry, device):
+def _pixels_per_row(out_channels, wo, g, device):
     """How many neighbouring output pixels one row of the patch matrix computes: 2 for a
-    narrow layer where ``pixel_pairs(device)`` (9 to 24 output channels,
-    kw >= 3, stride and dilation 1 across, even output width), else 1.
+    narrow layer (``Tuning.paired_channels``) with kw >= 3, stride and dilation 1 across and
+    an even output width, else 1.
 
     A pair's window is kw + 1 columns wide and its weight matrix has 2*O columns, zero
-    where a tap misses its pixel: a third more multiply-adds for kw = 3, but MKL ran a
-    chunk's GEMM with 48 columns about 1.6x faster than with 24 (``bench --layers``), the
-    patch matrix is a third smaller, and (N*Ho*Wo/2, 2*O) rows are the (N*Ho*Wo, O) output
-    in the same memory. The U-Net's step took 1-5% less time."""
-    (_, kw), (_, sw), _, (_, dw) = geometry
-    narrow = pixel_pairs(device) and 8 < out_channels <= 24
-    return 2 if narrow and kw >= 3 and sw == dw == 1 and wo % 2 == 0 else 1
+    where a tap misses its pixel: a third more multiply-adds for kw = 3, in a GEMM twice as
+    wide, over a patch matrix a third smaller; and (N*Ho*Wo/2, 2*O) rows are the
+    (N*Ho*Wo, O) output in the same memory."""
+    paired = tuning(device).paired_channels
+    narrow = paired is not None and paired[0] <= out_channels <= paired[1]
+    single_steps = g.stride[1] == g.dilation[1] == 1
+    return 2 if narrow and g.kernel[1] >= 3 and single_steps and wo % 2 == 0 else 1
 
 
 def _patch_matrices(windows):
     """(span, patches) for each chunk (see ``_blocks``) of the patch matrix that ``windows``
     describes: ``patches`` is the chunk's patch matrix, made in one copy, and ``span`` the
     slice of the (N*Ho*Wo, ...) matrices' rows it covers. Every chunk is copied into the
-    same buffer, which stays in cache: a new tensor per chunk made the copies 1.5x slower."""
+    same buffer, which stays in cache, where a new tensor per chunk would not."""
     n, ho, wo = windows.shape[:3]
     width = windows[0, 0, 0].numel()
     blocks = _blocks(n, ho, wo, width * windows.element_size(), windows.device)
@@ -394,9 +582,9 @@ def _weight_matrix(weight, pixels=1):
     with ``pixels`` > 1, the (kh*(kw+pixels-1)*C, pixels*O) matrix of ``_windows``' wider rows:
     column block t holds the weight shifted right by t taps, zeros elsewhere.
 
-    Otherwise the transposed view of a (O, kh*kw*C) matrix: MKL multiplies by a narrow
-    row-major matrix slowly (4x slower at 3 columns here), by a wide one no faster than by
-    this view, and the view is free when the weight is laid out so (see ``_conv_input_grad``)."""
+    Otherwise the transposed view of a (O, kh*kw*C) matrix: a BLAS multiplies by a narrow
+    row-major matrix slowly, by a wide one no faster than by this view, and the view is free
+    when the weight is laid out so (see ``_flipped_kernel``)."""
     o, c, kh, kw = weight.shape
     if pixels > 1:
         wide = weight.new_zeros(kh, kw + pixels - 1, c, pixels, o)
@@ -407,168 +595,62 @@ def _weight_matrix(weight, pixels=1):
     return weight.permute(0, 2, 3, 1).reshape(o, -1).t()
 
 
-def _conv_matmul(x, weight, bias, geometry, with_patches=None):
-    """Y = X W^T + b for the (O, C, kh, kw) ``weight``, as an (N, Ho*Wo, O) view of an
-    (N*Ho*Wo, O) matrix, or, for one small image (``_one_image_as_torch``), of an NCHW
-    tensor. ``with_patches(span, patches)``, if given, is also called on each chunk's patch
-    matrix, in channels-last order (i, j, c) whatever x's layout, while it is in cache
-    (``span``: the slice of Y's rows the chunk computes); its rows are then single pixels
-    (pairs there gave no measurable gain)."""
-    if with_patches is None and _one_image_as_torch(x):  # (O, Ho*Wo) = W X^T + b
-        return _patch_product(weight.reshape(weight.shape[0], -1), x, geometry, bias).t()[None]
-    (_, kw), (_, sw), (_, pw), (_, dw) = geometry
-    o = weight.shape[0]
-    pixels = 1 if with_patches is not None else _pixels_per_row(
-        o, _out_size(x.shape[3], kw, sw, pw, dw), geometry, x.device)
-    windows = _windows(x, geometry, True, pixels)
-    n, rows = windows.shape[0], windows.shape[0] * windows.shape[1] * windows.shape[2]
-    weight = _weight_matrix(weight, pixels)
-    if o <= 8:  # MKL wrote 3 columns 3x faster into a column-major Y (a Zen 5: 1.5x slower)
-        out = x.new_empty(o, rows).t()
-    else:
-        out = x.new_empty(rows, pixels * o)
-    if bias is not None and pixels > 1:  # one bias per pixel of a row
-        bias = bias.repeat(pixels)
-    for span, patches in _patch_matrices(windows):
-        chunk = out[span]
-        chunk.addmm_(patches, weight, beta=0)
-        if bias is not None:  # added in cache: starting from a copy of it was 3-5% slower
-            chunk.add_(bias)
-        if with_patches is not None:
-            with_patches(span, patches)
-    return out.view(n, -1, o)
+def _flipped_kernel(weight):
+    """(O, C, kh, kw) -> the (C, O, kh, kw) kernel flipped in both axes, of the adjoint as a
+    convolution (``Geometry.flipped``): dx[y, x] = sum_ij W[:, :, i, j]^T dY[y + p - i*d,
+    x + p - j*d]. Made (C, kh, kw, O) in memory in one copy, so its weight matrix is a view."""
+    return weight.permute(1, 2, 3, 0).flip(1, 2).permute(0, 3, 1, 2)
 
 
-# One small image, as PyTorch computes it. The course checks its modules on one image
-# (3x32x32), against F.conv2d and its kin. On a CPU, PyTorch computes such an image with
-# one GEMM per product (ATen's slow_conv2d and slow_conv_transpose2d: im2col, then
-# W X^T started from the bias, or col2im); the _patch_ functions below make the same GEMMs,
-# with unfold and fold as im2col and col2im, and get the same bits. Our own GEMMs, X W^T
-# with the bias added after, gave them on one machine; on an AMD Zen 5 never, by more than
-# torch.allclose's default tolerance allows near zero.
+# -- The products as PyTorch computes one small image ----------------------------------------
+# The course checks its modules on one image (3x32x32) against F.conv2d and its kin. On a
+# CPU, PyTorch computes such an image with one GEMM per product (ATen's slow_conv2d and
+# slow_conv_transpose2d: im2col, then W X^T started from the bias, or col2im); unfold and
+# fold as im2col and col2im make the same GEMMs and get the same bits. ``_Gemms``' products
+# (X W^T, the bias added after) differ in the last bits, which near zero can exceed
+# torch.allclose's default tolerance. These products take one image (N = 1) only.
 
-def _one_image_as_torch(x, scale=1):
-    """Whether PyTorch computes a convolution of ``x`` (upsampled by ``scale``) on a CPU
-    with one GEMM per product: one channel-first image of at most 20480 values (ATen sends
-    larger inputs and batches to oneDNN)."""
-    return x.shape[0] == 1 and x.numel() * scale ** 2 <= 20480 and not _is_channels_last(x)
+class _TorchBits(_Backend):
 
+    def product(self, x, weight, bias, g):
+        """(O, Ho*Wo) = W unfold(x), started from the bias."""
+        patches = unfold(x, **g.unfold_arguments())[0]
+        out = x.new_empty(weight.shape[0], patches.shape[1])
+        if bias is not None:
+            out.copy_(bias.view(-1, 1).expand_as(out))
+        out.addmm_(weight.reshape(weight.shape[0], -1), patches, beta=0 if bias is None else 1)
+        return out.view(1, -1, *g.output_size(*x.shape[2:]))
 
-def _unfold_arguments(geometry):
-    kernel, stride, padding, dilation = geometry
-    return dict(kernel_size=kernel, dilation=dilation, padding=padding, stride=stride)
+    def adjoint(self, dy, weight, bias, size, g):
+        """fold(W^T dY), then the bias."""
+        columns = weight.reshape(weight.shape[0], -1).t().mm(_channel_rows(dy))
+        y = fold(columns.unsqueeze(0), size, **g.unfold_arguments())
+        if bias is not None:
+            y += bias.view(1, -1, 1, 1)
+        return y
 
-
-def _patch_product(matrix, image, geometry, bias=None):
-    """matrix unfold(image), (R, C*kh*kw) x (C*kh*kw, Ho*Wo), started from the bias: a
-    convolution's output, or a transposed convolution's input gradient."""
-    patches = unfold(image, **_unfold_arguments(geometry))[0]
-    out = image.new_empty(matrix.shape[0], patches.shape[1])
-    if bias is not None:
-        out.copy_(bias.view(-1, 1).expand_as(out))
-    return out.addmm_(matrix, patches, beta=0 if bias is None else 1)
-
-
-def _patch_sum(matrix, rows, size, geometry):
-    """col2im(matrix^T rows) as a (1, C, *size) image, for the (R, C*kh*kw) matrix and
-    (R, H*W) rows: a convolution's input gradient, or a transposed convolution's output."""
-    return fold(matrix.t().mm(rows).unsqueeze(0), size, **_unfold_arguments(geometry))
-
-
-def _patch_weight_grad(rows, image, geometry):
-    """rows unfold(image)^T, (R, Ho*Wo) x (Ho*Wo, C*kh*kw): a weight gradient."""
-    patches = unfold(image, **_unfold_arguments(geometry))[0]
-    return image.new_zeros(rows.shape[0], patches.shape[0]).addmm_(rows, patches.t())
+    def weight_grad(self, x, dy, weight_grad, g):
+        """dY unfold(x)^T."""
+        patches = unfold(x, **g.unfold_arguments())[0]
+        rows = _channel_rows(dy)
+        weight_grad += x.new_zeros(rows.shape[0], patches.shape[0]).addmm_(
+            rows, patches.t()).view_as(weight_grad)
 
 
-def _conv_weight_grad(x, grad, weight_grad, geometry):
-    """dW += dY^T X, with dY the (N*Ho*Wo, O) output gradient."""
-    channels_last = _is_channels_last(x)
-    windows = _windows(x, geometry, channels_last)
-    total = grad.new_zeros(weight_grad[0].numel(), grad.shape[1])
-    for span, patches in _patch_matrices(windows):
-        total.addmm_(patches.t(), grad[span])
-    (kh, kw), *_ = geometry
-    if channels_last:
-        weight_grad += total.view(kh, kw, x.shape[1], -1).permute(3, 2, 0, 1)
-    else:
-        weight_grad += total.t().view(weight_grad.shape)
+def _channel_rows(image):
+    """(1, C, H, W) image -> (C, H*W) matrix, contiguous, as ATen hands it to its GEMMs."""
+    return image[0].reshape(image.shape[1], -1).contiguous()
 
 
-def _flipped_geometry(geometry):
-    """At stride 1, dx is the convolution of dY with the flipped kernel, padded by the
-    kernel's reach minus the padding: that geometry, or None where it does not apply."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
-    reach_h, reach_w = dh * (kh - 1), dw * (kw - 1)
-    if (sh, sw) != (1, 1) or ph > reach_h or pw > reach_w:
-        return None
-    return (kh, kw), (1, 1), (reach_h - ph, reach_w - pw), (dh, dw)
-
-
-def _conv_input_grad(weight, grad, shape, geometry, with_patches=None):
-    """dx for the (N, C, H, W) input ``shape``, as a channels-last view, from dY, the
-    (N*Ho*Wo, O) output gradient: col2im(dY W) in general; at stride 1, the convolution of
-    dY with the flipped kernel, one im2col and one GEMM instead of kh*kw strided adds (and
-    ``with_patches`` gets its patch matrices, see ``_conv_matmul``)."""
-    n, c, h, w = shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
-    ho, wo = _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw)
-    flipped_geometry = _flipped_geometry(geometry)
-    if flipped_geometry is not None:
-        # dx[y, x] = sum_ij W[:, :, i, j]^T dY[y + p - i*d, x + p - j*d]. The flipped
-        # kernel, (C, O, kh, kw), is made (C, kh, kw, O) in memory in one copy.
-        flipped = weight.permute(1, 2, 3, 0).flip(1, 2).permute(0, 3, 1, 2)
-        dy = _image_view(grad, n, ho, wo)
-        return _image_view(_conv_matmul(dy, flipped, None, flipped_geometry, with_patches),
-                           n, h, w)
-    image = grad.new_zeros(n, h + 2 * ph, w + 2 * pw, c)
-    weight = _weight_matrix(weight).t()
-    for block in _blocks(n, ho, wo, weight.shape[1] * weight.element_size(), grad.device):
-        first, end, first_row, end_row = block
-        windows = grad[_pixel_rows(block, ho, wo)].mm(weight).view(
-            end - first, end_row - first_row, wo, kh, kw, c)
-        target = image[first:end, sh * first_row:]
-        for i in range(kh):  # col2im: kh*kw strided adds over the whole chunk
-            for j in range(kw):
-                target[:, i * dh:i * dh + sh * (end_row - first_row - 1) + 1:sh,
-                          j * dw:j * dw + sw * (wo - 1) + 1:sw] += windows[:, :, :, i, j]
-    return image[:, ph:ph + h, pw:pw + w].permute(0, 3, 1, 2)
-
-
-def _conv_backward(x, grad, weight, weight_grad, geometry, input_grad=True):
-    """dW += dY^T X, and dx (``_conv_input_grad``) when ``input_grad``; dY is the (N*Ho*Wo, O)
-    output gradient.
-
-    At stride 1 the patch matrix P of dY that dx is computed from (rows: input pixels;
-    columns: flipped taps and output channels) gives the weight gradient too,
-    dW[o, c, i, j] = (X^T P)[c, (kh-1-i, kw-1-j, o)], so x needs no patch matrix of its own.
-    """
-    if _one_image_as_torch(x):  # dW += dY X^T, dx = col2im(W^T dY), dY as (O, Ho*Wo)
-        dy, matrix = grad.t().contiguous(), weight.reshape(weight.shape[0], -1)
-        weight_grad += _patch_weight_grad(dy, x, geometry).view_as(weight_grad)
-        return _patch_sum(matrix, dy, x.shape[2:], geometry) if input_grad else None
-    if not input_grad or _flipped_geometry(geometry) is None:
-        _conv_weight_grad(x, grad, weight_grad, geometry)
-        return _conv_input_grad(weight, grad, x.shape, geometry) if input_grad else None
-    n, c, h, w = x.shape
-    (kh, kw), *_ = geometry
-    o = grad.shape[1]
-    x_rows = _pixel_major(x)
-    total = grad.new_zeros(c, kh * kw * o)
-
-    def accumulate(span, patches):
-        total.addmm_(x_rows[span].t(), patches)
-    dx = _conv_input_grad(weight, grad, x.shape, geometry, accumulate)
-    weight_grad += total.view(c, kh, kw, o).permute(3, 0, 1, 2).flip(2, 3)  # columns (i, j, o)
-    return dx
+_GEMMS, _TORCH_BITS = _Gemms(), _TorchBits()
 
 
 def _column_sums(matrix):
     """Sum over the rows of an (R, C) matrix. Torch sums a narrow row-major matrix down its
-    rows slowly (32768 x 24: 0.24 ms here), so rows are first joined k at a time into rows
-    of about 512 values, and the k partial sums folded (0.07 ms)."""
+    rows slowly, so rows are first joined k at a time into rows of about
+    ``Tuning.column_sum_width`` values, and the k partial sums folded."""
     rows, columns = matrix.shape
-    k = max(1, 512 // columns)
+    k = max(1, tuning(matrix.device).column_sum_width // columns)
     while rows % k:
         k -= 1
     if k == 1 or not matrix.is_contiguous():
@@ -587,42 +669,51 @@ def _image_view(matrix, n, h, w):
     return matrix.view(n, h, w, -1).permute(0, 3, 1, 2)
 
 
+def _in_channels_last(x):
+    """(N, C, H, W) -> the same values channels-last in memory: a view when they already are."""
+    n, _, h, w = x.shape
+    return _image_view(_pixel_major(x), n, h, w)
+
+
 # --------------------------------------------------------------------------------------
 # Layers
 # --------------------------------------------------------------------------------------
 
 class _ConvBase(Module):
-    """What Conv2d and TransposeConv2d share: geometry, parameters, initialisation, checks."""
+    """What the layers with a convolution share: geometry, parameters, initialisation.
+    ``transposed``: the weight is (in, out, kh, kw), as torch.nn's ConvTranspose2d's."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
-                 bias, weight_shape, fan_in, fan_out, init):
+                 bias, init, transposed=False):
         super().__init__()
-        for name, value in (('in_channels', in_channels), ('out_channels', out_channels)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f'{type(self).__name__}: {name} must be a positive int, '
-                                 f'got {value!r}')
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, 'kernel_size')
-        self.stride = _pair(stride, 'stride')
-        self.padding = _pair(padding, 'padding')
-        self.dilation = _pair(dilation, 'dilation')
-        if min(self.kernel_size + self.stride + self.dilation) < 1 or min(self.padding) < 0:
-            raise ValueError(f'{type(self).__name__}: kernel_size, stride and dilation must be '
-                             f'>= 1 and padding >= 0, got kernel_size={self.kernel_size}, '
-                             f'stride={self.stride}, padding={self.padding}, '
-                             f'dilation={self.dilation}')
-        self.register_parameter('weight', empty(weight_shape))
+        name = type(self).__name__
+        self.in_channels = _int_argument(name, 'in_channels', in_channels)
+        self.out_channels = _int_argument(name, 'out_channels', out_channels)
+        self.geometry = Geometry(*(_int_argument(name, argument, value, lowest, pair=True)
+                                   for argument, value, lowest in (
+                                       ('kernel_size', kernel_size, 1), ('stride', stride, 1),
+                                       ('padding', padding, 0), ('dilation', dilation, 1))))
+        channels = (in_channels, out_channels) if transposed else (out_channels, in_channels)
+        self.register_parameter('weight', empty(*channels, *self.kernel_size))
         if bias:
             self.register_parameter('bias', empty(out_channels))
         else:
             self.bias = None
-        self._fans = (fan_in, fan_out)
         self.reset_parameters(init)
+
+    # torch.nn's names for the geometry
+    kernel_size = property(lambda self: self.geometry.kernel)
+    stride = property(lambda self: self.geometry.stride)
+    padding = property(lambda self: self.geometry.padding)
+    dilation = property(lambda self: self.geometry.dilation)
 
     def reset_parameters(self, init='pytorch'):
         """'pytorch': U(+-1/sqrt(fan_in)) as torch.nn's default (kaiming_uniform, a=sqrt(5));
-        'xavier': N(0, 2/(fan_in+fan_out)); 'kaiming': N(0, 2/fan_in). Biases as PyTorch's."""
-        fan_in, fan_out = self._fans
+        'xavier': N(0, 2/(fan_in+fan_out)); 'kaiming': N(0, 2/fan_in). Biases as PyTorch's.
+        The fans come from the weight's shape, as in torch.nn: weight.shape[1] (resp. [0])
+        times the kernel's area."""
+        fan_in = self.weight[0].numel()
+        fan_out = self.weight.shape[0] * self.weight[0, 0].numel()
         bound = 1 / math.sqrt(fan_in)
         if init == 'pytorch':
             self.weight.uniform_(-bound, bound)
@@ -645,42 +736,33 @@ class _ConvBase(Module):
             text += f', dilation={self.dilation}'
         return text + ('' if self.bias is not None else ', bias=False')
 
-    def _geometry(self):
-        return self.kernel_size, self.stride, self.padding, self.dilation
-
 
 class Conv2d(_ConvBase):
-    """2-D convolution (cross-correlation), like torch.nn.Conv2d, as GEMMs on patch matrices.
+    """2-D convolution (cross-correlation), like torch.nn.Conv2d: the patch product.
 
-    forward:  Y = X W^T + b, with X = im2col(x) the (N*Ho*Wo, C*kh*kw) patch matrix.
-    backward: dW += dY^T X,  db += 1^T dY,  dx = col2im(dY W) (at stride 1: dY convolved
-    with the flipped kernel).
+    forward:  y = X W^T + b, with X = im2col(x) the (N*Ho*Wo, C*kh*kw) patch matrix.
+    backward: dW += dY^T X,  db += 1^T dY,  dx = col2im(dY W), the adjoint.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  bias=True, *, init='pytorch'):
-        kh, kw = _pair(kernel_size, 'kernel_size')
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias,
-                         weight_shape=(out_channels, in_channels, kh, kw),
-                         fan_in=in_channels * kh * kw, fan_out=out_channels * kh * kw, init=init)
+                         init)
 
     def forward(self, input):
         x, unbatched = self._batched_input(input, self.in_channels, self.weight.dtype)
-        n, _, h, w = x.shape
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry = self._geometry()
-        ho, wo = self._output_size(input.shape, _out_size(h, kh, sh, ph, dh),
-                                   _out_size(w, kw, sw, pw, dw))
-        y = _conv_matmul(x, self.weight, self.bias, geometry)
-        self._saved = (x, (n, self.out_channels, ho, wo), unbatched)
-        return self._unbatch(_image_view(y, n, ho, wo), unbatched)
+        self._output_size(input.shape, *self.geometry.output_size(*x.shape[2:]))  # fits?
+        y = _backend(x).product(x, self.weight, self.bias, self.geometry)
+        self._saved = (x, y.shape, unbatched)
+        return self._unbatch(y, unbatched)
 
     def backward(self, gradwrtoutput):
         x, out_shape, unbatched = self._saved_or_fail()
-        g = _pixel_major(self._batched_grad(gradwrtoutput, out_shape, unbatched))
+        dy = _in_channels_last(self._batched_grad(gradwrtoutput, out_shape, unbatched))
         if self.bias is not None:
-            self._parameters['bias'].grad += _column_sums(g)
-        dx = _conv_backward(x, g, self.weight, self._parameters['weight'].grad,
-                            self._geometry(), self.compute_input_grad)
+            self._parameters['bias'].grad += _column_sums(_pixel_major(dy))
+        dx = _backend(x).gradients(x, dy, self.weight, self._parameters['weight'].grad,
+                                   self.geometry, self.compute_input_grad)
         return self._unbatch(dx, unbatched)
 
 
@@ -694,15 +776,13 @@ class TransposeConv2d(_ConvBase):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, dilation=1, bias=True, *, init='pytorch'):
-        kh, kw = _pair(kernel_size, 'kernel_size')
-        # torch.nn computes the fan from weight.shape[1] (= out_channels) for this layer.
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias,
-                         weight_shape=(in_channels, out_channels, kh, kw),
-                         fan_in=out_channels * kh * kw, fan_out=in_channels * kh * kw, init=init)
-        self.output_padding = _pair(output_padding, 'output_padding')
+                         init, transposed=True)
+        self.output_padding = _int_argument('TransposeConv2d', 'output_padding', output_padding,
+                                            lowest=0, pair=True)
         # torch.nn also accepts stride <= output_padding < dilation; those extra rows lie
         # beyond every kernel's reach, a corner case this layer refuses rather than pads.
-        if any(not 0 <= op < s for op, s in zip(self.output_padding, self.stride)):
+        if any(op >= s for op, s in zip(self.output_padding, self.stride)):
             raise ValueError(f'TransposeConv2d: output_padding must be >= 0 and smaller than '
                              f'stride, got output_padding={self.output_padding}, '
                              f'stride={self.stride}')
@@ -715,41 +795,25 @@ class TransposeConv2d(_ConvBase):
 
     def forward(self, input):
         x, unbatched = self._batched_input(input, self.in_channels, self.weight.dtype)
-        n, _, h, w = x.shape
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self._geometry()
-        ho, wo = self._output_size(
-            input.shape, (h - 1) * sh - 2 * ph + dh * (kh - 1) + self.output_padding[0] + 1,
-            (w - 1) * sw - 2 * pw + dw * (kw - 1) + self.output_padding[1] + 1)
-        if _out_size(ho, kh, sh, ph, dh) != h or _out_size(wo, kw, sw, pw, dw) != w:
+        size = self._output_size(input.shape, *self.geometry.transposed_size(
+            *x.shape[2:], self.output_padding))
+        if self.geometry.output_size(*size) != tuple(x.shape[2:]):
             self._fail(f'input of shape {tuple(input.shape)} is too small for padding '
                        f'{self.padding} ({self.extra_repr()})')
-        x2d = _pixel_major(x)
-        as_torch = _one_image_as_torch(x)  # then y = col2im(W^T X), as x2d.t() is X
-        y = (_patch_sum(self.weight.reshape(self.in_channels, -1), x2d.t(), (ho, wo),
-                        self._geometry()) if as_torch else
-             _conv_input_grad(self.weight, x2d, (n, self.out_channels, ho, wo), self._geometry()))
-        if self.bias is not None:
-            y += self.bias.view(1, -1, 1, 1)
-        self._saved = (x2d, x.shape, (n, self.out_channels, ho, wo), unbatched, as_torch)
+        y = _backend(x).adjoint(x, self.weight, self.bias, size, self.geometry)
+        self._saved = (x, y.shape, unbatched)
         return self._unbatch(y, unbatched)
 
     def backward(self, gradwrtoutput):
-        x2d, (n, _, h, w), out_shape, unbatched, as_torch = self._saved_or_fail()
-        g = self._batched_grad(gradwrtoutput, out_shape, unbatched)
-        weight_grad, geometry = self._parameters['weight'].grad, self._geometry()
-        if as_torch:  # dW += X unfold(dy)^T, dx = W unfold(dy)
-            weight_grad += _patch_weight_grad(x2d.t(), g, geometry).view_as(weight_grad)
-        else:
-            _conv_weight_grad(g, x2d, weight_grad, geometry)
+        x, out_shape, unbatched = self._saved_or_fail()
+        dy = self._batched_grad(gradwrtoutput, out_shape, unbatched)
+        backend = _backend(x)
+        backend.weight_grad(dy, x, self._parameters['weight'].grad, self.geometry)
         if self.bias is not None:
-            self._parameters['bias'].grad += g.sum((0, 2, 3))
+            self._parameters['bias'].grad += dy.sum((0, 2, 3))
         if not self.compute_input_grad:
             return None
-        if as_torch:
-            dx = _patch_product(self.weight.reshape(self.in_channels, -1), g, geometry)
-            return self._unbatch(dx.view(1, -1, h, w), unbatched)
-        return self._unbatch(_image_view(_conv_matmul(g, self.weight, None, geometry), n, h, w),
-                             unbatched)
+        return self._unbatch(backend.product(dy, self.weight, None, self.geometry), unbatched)
 
 
 class NearestUpsampling(Module):
@@ -757,10 +821,7 @@ class NearestUpsampling(Module):
 
     def __init__(self, scale_factor=2):
         super().__init__()
-        if not isinstance(scale_factor, int) or scale_factor < 1:
-            raise ValueError(f'NearestUpsampling: scale_factor must be a positive int, '
-                             f'got {scale_factor!r}')
-        self.scale_factor = scale_factor
+        self.scale_factor = _int_argument('NearestUpsampling', 'scale_factor', scale_factor)
 
     def extra_repr(self):
         return f'scale_factor={self.scale_factor}'
@@ -792,73 +853,75 @@ class NearestUpsampling(Module):
 
 
 def _phase_taps(like):
-    """taps[r, p, i]: weight of 3x3 tap i in the 2-tap kernel of output phase r at offset p.
+    """taps[(r, p), i]: 1 where tap i of a 3x3 kernel falls in row p of the 2-tap kernel of
+    output phase r, as a (4, 3) matrix in ``like``'s dtype and on its device:
 
-    After nearest x2 upsampling, output row 2a+r of a 3x3 'same' convolution reads input
-    rows (a-1, a) with taps (w0, w1+w2) for r=0 and rows (a, a+1) with (w0+w1, w2) for r=1.
+        r = 0: p = 0 gets (w0), p = 1 gets (w1 + w2);  r = 1: p = 0 gets (w0 + w1), p = 1 (w2).
+
+    After nearest x2 upsampling, output row 2a+r of a 3x3 'same' convolution reads
+    upsampled rows 2a+r-1+i, which are input rows a + (r+i-1)//2: row p = (r+i+1)//2 - r of
+    the window of input rows (a+r-1, a+r). Built from ``arange`` on the device: a tensor
+    made from a list is copied from the host, which on a GPU waits for the queued kernels.
     """
-    return like.new_tensor([[[1, 0, 0], [0, 1, 1]],
-                            [[1, 1, 0], [0, 0, 1]]])
+    r, p, i = (arange(n, device=like.device).view(shape)
+               for n, shape in ((2, (2, 1, 1)), (2, (1, 2, 1)), (3, (1, 1, 3))))
+    return (p == (r + i + 1) // 2 - r).to(like.dtype).view(4, 3)
 
 
-class Upsampling(Module):
+class Upsampling(_ConvBase):
     """Nearest-neighbour upsampling then a convolution, as nn.Sequential(nn.Upsample(
-    scale_factor), nn.Conv2d(...)): ``upsample`` and ``conv``, whose parameters are this
-    module's own (state-dict names ``weight`` and ``bias``).
+    scale_factor), nn.Conv2d(...)), whose parameters (state-dict names ``weight`` and
+    ``bias``) are this layer's own.
 
     Fast path (scale 2, 3x3 kernel, stride 1, padding 1): the four output phases are 2x2
     convolutions of the *small* input, whose kernels are sums of the 3x3 taps. One im2col of
     the small input and one GEMM with a (4*C_out, 4*C_in) weight replace an im2col of the 4x
-    larger upsampled image and 2.25x more multiply-adds. Other settings take the plain path,
-    and so does one small channel-first image, which then gets the bits of F.conv2d after
-    F.interpolate (see ``_one_image_as_torch``).
+    larger upsampled image and 2.25x more multiply-adds. Other settings take the plain path
+    (upsample, then the patch product), and so does an image that ``_backend`` gives
+    PyTorch's own products: it then gets the bits of F.conv2d after F.interpolate.
     """
+
+    _PHASE_GEOMETRY = Geometry((2, 2), padding=(1, 1))  # 2x2 windows of the padded input
 
     def __init__(self, in_channels, out_channels, kernel_size, scale_factor=2, stride=1,
                  padding=0, dilation=1, bias=True, *, init='pytorch'):
-        super().__init__()
-        self.conv = Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                           bias, init=init)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias,
+                         init)
         self.upsample = NearestUpsampling(scale_factor)
-        self._parameters = self.conv._parameters  # the same Parameter objects
-        if not bias:
-            self.bias = None
-        self._taps = None
-        self.use_phases = (scale_factor == 2 and self.conv.kernel_size == (3, 3) and
-                           self.conv.stride == (1, 1) and self.conv.padding == (1, 1) and
-                           self.conv.dilation == (1, 1))
+        self.use_phases = (scale_factor == 2 and
+                           self.geometry == Geometry((3, 3), padding=(1, 1)))
+        self._phases = None  # see _phase_kernels
 
-    def reset_parameters(self, init='pytorch'):
-        self.conv.reset_parameters(init)
-
-    def requires_backward_(self, requires=True):
-        for part in (self.conv, self.upsample):  # not children: their names aren't dotted
-            part.requires_backward_(requires)
-        return super().requires_backward_(requires)
+    @property
+    def conv(self):
+        """The convolution after the upsampling as a Conv2d of its own, with this layer's
+        Parameters (no new tensor, no random draw): how ``others/twin.py`` reads the layer."""
+        conv = Conv2d.__new__(Conv2d)
+        conv.__dict__.update(self.__dict__)
+        return conv
 
     def extra_repr(self):
-        return self.conv.extra_repr() + f', scale_factor={self.upsample.scale_factor}'
-
-    _PHASE_GEOMETRY = ((2, 2), (1, 1), (1, 1), (1, 1))  # 2x2 windows of the padded input
+        return super().extra_repr() + f', scale_factor={self.upsample.scale_factor}'
 
     def forward(self, input):
-        conv, s = self.conv, self.upsample.scale_factor
-        x, unbatched = self._batched_input(input, conv.in_channels, self.weight.dtype)
+        x, unbatched = self._batched_input(input, self.in_channels, self.weight.dtype)
         n, _, h, w = x.shape
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = conv._geometry()
-        out_shape = (n, conv.out_channels, *self._output_size(
-            input.shape, _out_size(s * h, kh, sh, ph, dh), _out_size(s * w, kw, sw, pw, dw)))
-        if not self.use_phases or _one_image_as_torch(x, s):  # the latter: torch's bits
-            self._saved = (x, out_shape, unbatched, None)
-            return self._unbatch(conv(self.upsample(x)), unbatched)
+        s, o = self.upsample.scale_factor, self.out_channels
+        out_shape = (n, o, *self._output_size(input.shape,
+                                              *self.geometry.output_size(s * h, s * w)))
+        backend = _backend(x, s)
+        if not self.use_phases or backend is _TORCH_BITS:
+            up = self.upsample(x)
+            self._saved = (x, out_shape, unbatched, up, None)
+            return self._unbatch(backend.product(up, self.weight, self.bias, self.geometry),
+                                 unbatched)
+        taps, phase_weight = self._phase_kernels()
         bias = None if self.bias is None else self.bias.repeat(4)
-        phase_weight = self._phase_weight()
         # Rows (n, a, b): image and 2x2 window; columns (r, t, o): phase and channel.
-        phases = _conv_matmul(x, phase_weight, bias, self._PHASE_GEOMETRY)
-        self._saved = (x, out_shape, unbatched, phase_weight)
-        y = self._interleaved(phases.view(n, h + 1, w + 1, 2, 2, conv.out_channels))
-        return self._unbatch(_image_view(y.reshape(-1, conv.out_channels), n, 2 * h, 2 * w),
-                             unbatched)
+        phases = _pixel_major(_GEMMS.product(x, phase_weight, bias, self._PHASE_GEOMETRY))
+        self._saved = (x, out_shape, unbatched, None, (taps, phase_weight))
+        y = self._interleaved(phases.view(n, h + 1, w + 1, 2, 2, o))
+        return self._unbatch(_image_view(y.reshape(-1, o), n, 2 * h, 2 * w), unbatched)
 
     @staticmethod
     def _interleaved(phases):
@@ -870,52 +933,57 @@ class Upsampling(Module):
                                  (s_n, s_a, s_a + s_r, s_b, s_b + s_t, s_o),
                                  phases.storage_offset())
 
-    def _taps_matrix(self):
-        """``_phase_taps`` as a (4, 3) matrix on the weight's device and dtype, built once:
-        a tensor made from a list is copied from the host, which on a GPU waits for the
-        queued kernels on every pass."""
-        weight = self.weight
-        if (self._taps is None or self._taps.device != weight.device
-                or self._taps.dtype != weight.dtype):
-            self._taps = _phase_taps(weight).view(4, 3)
-        return self._taps
+    def _phase_kernels(self):
+        """(taps, phase kernels) of the current weight, built on its device and kept until
+        the weight changes. Parameters change in place (an optimizer step,
+        ``load_state_dict``, ``to``), so the key is the weight tensor with its version
+        counter, storage, device and dtype; an inference tensor counts no versions, so its
+        kernels are built on every pass."""
+        weight, cached = self.weight, self._phases
+        key = None if weight.is_inference() else (weight._version, weight.data_ptr(),
+                                                  weight.device, weight.dtype)
+        if key is None or cached is None or cached[0] is not weight or cached[1] != key:
+            taps = _phase_taps(weight)
+            cached = self._phases = (weight, key, taps, self._phase_weight(taps))
+        return cached[2:]
 
-    def _phase_weight(self):
+    def _phase_weight(self, taps):
         """(O, C, 3, 3) weight -> (4*O, C, 2, 2) phase kernels taps[r] @ w @ taps[t]^T, as
         two batched matrix products over all channels, stored (r, t, o, p, q, c): the
-        channels-last weight matrix is then a view (4.5x faster on a 128 -> 64 layer than
-        products over other axes, whose results needed copies with scattered reads)."""
-        o, c = self.conv.out_channels, self.conv.in_channels
-        taps = self._taps_matrix()                                         # ((r, p), i)
+        channels-last weight matrix is then a view, where products over other axes needed
+        copies with scattered reads."""
+        o, c = self.out_channels, self.in_channels
         by_tap = self.weight.permute(0, 2, 3, 1).reshape(o * 3, 3, c)      # (o i, j, c)
         rows = taps @ (taps @ by_tap).view(o, 3, 4 * c)                    # (o, r p, t q c)
         phases = rows.view(o, 2, 2, 2, 2, c).permute(1, 3, 0, 2, 4, 5).reshape(4 * o, 2, 2, c)
         return phases.permute(0, 3, 1, 2)
 
     def backward(self, gradwrtoutput):
-        x, out_shape, unbatched, phase_weight = self._saved_or_fail()
-        g = self._batched_grad(gradwrtoutput, out_shape, unbatched)
-        if phase_weight is None:  # the plain path
-            self.conv.compute_input_grad = self.compute_input_grad
-            grad = self.conv.backward(g)
-            return None if grad is None else self._unbatch(self.upsample.backward(grad),
-                                                           unbatched)
+        x, out_shape, unbatched, up, phase_kernels = self._saved_or_fail()
+        dy = _in_channels_last(self._batched_grad(gradwrtoutput, out_shape, unbatched))
+        weight_grad = self._parameters['weight'].grad
+        if phase_kernels is None:  # the plain path
+            if self.bias is not None:
+                self._parameters['bias'].grad += _column_sums(_pixel_major(dy))
+            dx = _backend(x, self.upsample.scale_factor).gradients(
+                up, dy, self.weight, weight_grad, self.geometry, self.compute_input_grad)
+            return None if dx is None else self._unbatch(self.upsample.backward(dx), unbatched)
         n, c, h, w = x.shape
-        o = self.conv.out_channels
+        o = self.out_channels
+        taps, phase_weight = phase_kernels
         # Scatter the output gradient onto the phase windows; unused windows stay zero.
-        phase_grad = g.new_zeros(n, h + 1, w + 1, 2, 2, o)
-        self._interleaved(phase_grad).copy_(g.permute(0, 2, 3, 1).reshape(n, h, 2, w, 2, o))
+        phase_grad = dy.new_zeros(n, h + 1, w + 1, 2, 2, o)
+        self._interleaved(phase_grad).copy_(_pixel_major(dy).view(n, h, 2, w, 2, o))
         phase_grad = phase_grad.view(-1, 4 * o)
         # dW of the phase kernels, mapped back through the taps: sum_rt taps[r]^T dW_rt taps[t].
         grad_phase_w = x.new_zeros(4 * o, 2, 2, c).permute(0, 3, 1, 2)  # as _phase_weight
-        dx = _conv_backward(x, phase_grad, phase_weight, grad_phase_w,
-                            self._PHASE_GEOMETRY, self.compute_input_grad)
-        taps = self._taps_matrix()
+        dx = _GEMMS.gradients(x, _image_view(phase_grad, n, h + 1, w + 1), phase_weight,
+                              grad_phase_w, self._PHASE_GEOMETRY, self.compute_input_grad)
         by_phase = grad_phase_w.permute(0, 2, 3, 1).reshape(2, 2, o, 2, 2, c)  # (r t o p q c)
         by_phase = by_phase.permute(2, 0, 3, 1, 4, 5).reshape(o, 4, 4 * c)    # (o, r p, t q c)
         rows = (taps.t() @ by_phase).view(o * 3, 4, c)                        # (o i, t q, c)
         grad_w = (taps.t() @ rows).view(o, 3, 3, c)                           # (o, i, j, c)
-        self._parameters['weight'].grad += grad_w.permute(0, 3, 1, 2)
+        weight_grad += grad_w.permute(0, 3, 1, 2)
         if self.bias is not None:
             self._parameters['bias'].grad += _column_sums(phase_grad).view(4, o).sum(0)
         return self._unbatch(dx, unbatched)
@@ -965,8 +1033,8 @@ def _flat_view(x):
 
 
 def _step(x):
-    """1 where x > 0, else 0, in x's dtype: on a 32x24x32x32 tensor here, sign (0.11 ms)
-    and an in-place clamp (0.03 ms) against 0.49 ms for a comparison converted from bool."""
+    """1 where x > 0, else 0, in x's dtype: sign and an in-place clamp, two light passes,
+    where a comparison converted from bool costs several times more."""
     return x.sign().clamp_min_(0)
 
 
@@ -993,12 +1061,13 @@ class LeakyReLU(_Elementwise):
     def _apply(self, x, slope):
         a = self.negative_slope
         if not slope:
-            # max(x, a x) for a <= 1, else min: two passes instead of five, on a CPU over
-            # parts of 2^18 values whose product a x stays in cache. As one product the size
-            # of a large image's activation, it was fresh memory: predict took 1-8% longer.
+            # max(x, a x) for a <= 1, else min: two passes instead of five, over parts
+            # (Tuning.activation_part_values) whose product a x stays in cache; as one
+            # product the size of a large image's activation, it would be fresh memory.
             output = x if self.inplace else x.clone()
-            flat = _flat_view(output) if output.device.type == 'cpu' else None
-            for part in ([output] if flat is None else flat.split(1 << 18)):
+            part_values = tuning(output.device).activation_part_values
+            flat = None if part_values is None else _flat_view(output)
+            for part in ([output] if flat is None else flat.split(part_values)):
                 if a <= 1:
                     part.clamp_min_(part * a)
                 else:
@@ -1275,7 +1344,11 @@ class Sequential(Module):
                 raise TypeError(f'{type(self).__name__}: argument {index} is a '
                                 f'{type(module).__name__}, not a Module')
         self._children = {str(i): m for i, m in enumerate(modules)}
-        self.modules = list(modules)
+
+    @property
+    def modules(self):
+        """The children, in order."""
+        return list(self._children.values())
 
     def __getitem__(self, index):
         return self.modules[index]

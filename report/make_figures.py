@@ -333,7 +333,7 @@ def check_shipped_weights(root):
 def shipped_run_numbers(root, log, numbers):
     import inspect
     import torch
-    from Miniproject_2.model import Denoiser, Recipe, chunk_bytes
+    from Miniproject_2.model import Denoiser, Recipe
     settings = run_settings(log) if log else None
     architecture = dict(Denoiser.ARCHITECTURE)
     if settings:
@@ -368,7 +368,6 @@ def shipped_run_numbers(root, log, numbers):
     numbers['betaOne'] = fmt(recipe.betas[0], 2)
     numbers['betaTwo'] = fmt(recipe.betas[1], 2)
     numbers['finetuneLR'] = fmt_lr(recipe.finetune_lr)
-    numbers['chunkMiB'] = fmt(chunk_bytes(torch.device('cpu')) / 2 ** 20, 0)
     numbers['predictTile'] = fmt(inspect.signature(Denoiser.predict).parameters['tile'].default)
     numbers['predictSymmetries'] = fmt(
         inspect.signature(Denoiser.predict).parameters['symmetries'].default)

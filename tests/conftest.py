@@ -32,3 +32,18 @@ def data_folder(tmp_path):
     torch.save((noisy()[64:], clean[64:]), folder / 'val_data.pkl')
     torch.save(clean[:64], folder / 'train_clean.pt')
     return folder
+
+
+@pytest.fixture
+def tune(monkeypatch):
+    """``tune(**fields)``: from then on, the layers read ``tuning(device)`` with these fields
+    changed, on every device (each call starts again from the real records)."""
+    import dataclasses
+
+    from Miniproject_2 import model
+    real = model.tuning
+
+    def change(**fields):
+        monkeypatch.setattr(model, 'tuning',
+                            lambda device: dataclasses.replace(real(device), **fields))
+    return change

@@ -53,8 +53,9 @@ def reference(module, x, params, prefix=''):
     if isinstance(module, TransposeConv2d):
         return F.conv_transpose2d(x, weight, bias, module.stride, module.padding,
                                   module.output_padding, 1, module.dilation)
-    if isinstance(module, Upsampling):  # its conv's parameters carry its own names
-        return reference(module.conv, reference(module.upsample, x, params), params, prefix)
+    if isinstance(module, Upsampling):
+        up = reference(module.upsample, x, params)
+        return F.conv2d(up, weight, bias, module.stride, module.padding, module.dilation)
     if isinstance(module, NearestUpsampling):
         f = module.scale_factor
         return _on_batch(lambda b: F.interpolate(b, scale_factor=f, mode='nearest'), x)

@@ -10,10 +10,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from Miniproject_2 import model as model_module
-from Miniproject_2.model import MSE, Adam, Model, chunk_bytes, pixel_pairs, zeroes_whole_padding
+from Miniproject_2.model import MSE, Adam, Model, Upsampling, tuning
 
 META = torch.device('meta')
+CPU = tuning(torch.device('cpu'))
 
 
 class OnlyOn(TorchDispatchMode):
@@ -53,10 +53,9 @@ def meta_model(architecture):
 
 @pytest.mark.parametrize('architecture', ARCHITECTURES, ids=['unet', 'variant', 'baseline'])
 @pytest.mark.parametrize('chunks', ['device', 'small'])
-def test_training_step_on_the_meta_device(architecture, chunks, monkeypatch):
+def test_training_step_on_the_meta_device(architecture, chunks, tune):
     if chunks == 'small':  # the CPU's chunk loops, a few pixel rows at a time, and pairs
-        monkeypatch.setattr(model_module, 'chunk_bytes', lambda device: 4096)
-        monkeypatch.setattr(model_module, 'pixel_pairs', lambda device: True)
+        tune(chunk_bytes=4096, paired_channels=CPU.paired_channels)
     network = meta_model(architecture).denoiser.network
     x, y = torch.empty(4, 3, 16, 16, device=META), torch.empty(4, 3, 16, 16, device=META)
     with OnlyOn(META):
@@ -71,8 +70,8 @@ def test_training_step_on_the_meta_device(architecture, chunks, monkeypatch):
 
 
 @pytest.mark.parametrize('architecture', ARCHITECTURES, ids=['unet', 'variant', 'baseline'])
-def test_predict_on_the_meta_device(architecture, monkeypatch):
-    monkeypatch.setattr(model_module, 'pixel_pairs', lambda device: True)  # as on a CPU
+def test_predict_on_the_meta_device(architecture, tune):
+    tune(paired_channels=CPU.paired_channels)  # as on a CPU
     model = meta_model(architecture)
     images = torch.empty(2, 3, 100, 90, dtype=torch.uint8, device=META)
     with OnlyOn(META):  # tiles of 16 so that predict pads and tiles a 100x90 image
@@ -80,19 +79,26 @@ def test_predict_on_the_meta_device(architecture, monkeypatch):
     assert output.device == META and output.shape == images.shape
 
 
-def test_chunks_fit_a_cpu_cache_and_span_the_batch_elsewhere():
-    assert chunk_bytes(torch.device('cpu')) == 2 << 20
-    assert chunk_bytes(torch.device('cuda')) is None
-    assert chunk_bytes(META) is None
+def test_upsampling_phase_kernels_move_with_the_weight():
+    """The phase kernels are kept between passes, on the weight's device: after ``to``, the
+    next pass makes them anew there."""
+    module = Upsampling(2, 3, 3, padding=1)
+    module(torch.randn(2, 2, 5, 6))  # kernels made on the CPU
+    module.to(META)
+    with OnlyOn(META):
+        y = module(torch.empty(2, 2, 5, 6, device=META))
+        module.backward(torch.empty_like(y))
 
 
-def test_pixel_pairs_only_where_measured():
-    assert pixel_pairs(torch.device('cpu'))
-    assert not pixel_pairs(torch.device('cuda')) and not pixel_pairs(META)
-
-
-def test_padding_zeroed_at_its_borders_only_where_measured():
-    cpu = torch.device('cpu')
-    assert zeroes_whole_padding(1 << 20, cpu) and not zeroes_whole_padding((1 << 20) + 1, cpu)
-    assert zeroes_whole_padding(1 << 30, torch.device('cuda'))
-    assert zeroes_whole_padding(1 << 30, META)
+def test_one_tuning_record_per_kind_of_device():
+    """A CPU's record: chunks that fit its cache, pairs and border-only padding where they
+    were measured; elsewhere, where none of that was measured: the whole batch at once,
+    no pairs, padding zeroed whole."""
+    assert CPU.chunk_bytes == 2 << 20 and CPU.paired_channels == (9, 24)
+    assert CPU.whole_padding_values == 1 << 20
+    for device in (torch.device('cuda'), META):
+        other = tuning(device)
+        assert other.chunk_bytes is None and other.paired_channels is None
+        assert other.whole_padding_values == float('inf')
+        assert other.activation_part_values is None
+        assert other.torch_bits_values == CPU.torch_bits_values

@@ -4,9 +4,10 @@ import math
 import pytest
 import torch
 from hypothesis import given, strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from Miniproject_2 import model as model_module
-from Miniproject_2.model import Conv2d, NearestUpsampling, TransposeConv2d, Upsampling
+from Miniproject_2.model import SGD, Conv2d, Module, NearestUpsampling, TransposeConv2d, Upsampling
 from oracle import assert_close, check_against_autograd, named_grads
 from strategies import (FEW, SETTINGS, batches, channels, conv_geometries, dtypes,
                         narrow_channels, phase_geometries, random_tensor, seeds,
@@ -169,17 +170,103 @@ def test_phase_path_only_for_its_geometry(kwargs, fast):
 
 
 @pytest.mark.parametrize('bias', [True, False])
-def test_upsampling_is_a_composition_whose_parameters_are_its_conv_s(bias):
-    """Not a Conv2d (its output size differs); state-dict names as before (``weight``,
-    ``bias``), so saved weights load; one set of parameters, moved once by ``to``."""
-    module = Upsampling(2, 3, 3, padding=1, bias=bias)
-    assert not isinstance(module, Conv2d) and isinstance(module.conv, Conv2d)
+def test_upsampling_holds_its_own_parameters(bias):
+    """Not a Conv2d (its output size differs) and holding none: its own Parameters, with
+    Conv2d's shapes and the state-dict names ``weight`` and ``bias`` (saved weights load),
+    the same tensors for life (``to`` and ``reset_parameters`` change them in place)."""
+    module = Upsampling(2, 3, (3, 2), padding=1, bias=bias)
+    assert not isinstance(module, Conv2d)
+    assert not any(isinstance(value, Module) and value.param() for value in vars(module).values())
     assert list(module.state_dict()) == (['weight', 'bias'] if bias else ['weight'])
-    assert [id(p) for pair in module.param() for p in pair] == \
-        [id(p) for pair in module.conv.param() for p in pair]
+    assert module.weight.shape == (3, 2, 3, 2) and (module.bias is None) == (not bias)
+    tensors = [t for pair in module.param() for t in pair]
+    before = [t.clone() for t in tensors]
     module.to(torch.float64)
-    assert module.conv.weight.dtype == torch.float64
-    assert (module.bias is None) == (not bias)
+    module.reset_parameters('kaiming')
+    after = [t for pair in module.param() for t in pair]
+    assert all(a is b for a, b in zip(after, tensors, strict=True))
+    assert all(t.dtype == torch.float64 for t in after)
+    assert not torch.equal(after[0], before[0].double())
+
+
+def test_upsampling_rebuilds_its_phase_kernels_when_the_weight_changes():
+    """The phase path keeps its kernels, made from the weight, until the weight changes:
+    in place (an optimizer step, an in-place product, ``load_state_dict``), its memory
+    (``.data``) or its dtype (``to``, which keeps the tensor). After each change it computes with the new
+    weight, as autograd does with it."""
+    module = Upsampling(2, 3, 3, padding=1)
+    assert module.use_phases
+    x = random_tensor(0, (2, 2, 5, 6))
+    check_against_autograd(module, x)  # kernels made from the first weight
+    optimizer = SGD(module.param(), lr=0.5)
+    optimizer.step()
+    check_against_autograd(module, x)
+    module.weight.mul_(-2)
+    check_against_autograd(module, x)
+    module.weight.data = module.weight.flip(0)  # new memory, the version counter unchanged
+    check_against_autograd(module, x)
+    module.load_state_dict(Upsampling(2, 3, 3, padding=1).state_dict())
+    check_against_autograd(module, x)
+    module.to(torch.float64)
+    check_against_autograd(module, x.double())
+
+
+def test_upsampling_phase_kernels_of_inference_tensors():
+    """Inference tensors count no versions: their phase kernels are made on every pass, so
+    an in-place change still shows."""
+    with torch.inference_mode():
+        module = Upsampling(2, 3, 3, padding=1, bias=False)
+        x = random_tensor(0, (2, 2, 5, 6))
+        y = module(x)
+        module.weight.mul_(2)
+        torch.testing.assert_close(module(x), 2 * y)
+
+
+# --------------------------------------------------------------------------------------
+# PyTorch's products for one small image: one decision per layer call
+# --------------------------------------------------------------------------------------
+
+class Ops(TorchDispatchMode):
+    """Records the name of every aten operation run inside it."""
+
+    def __enter__(self):
+        self.names = set()
+        return super().__enter__()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.add(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize('make', [lambda: Conv2d(3, 4, 3, padding=1),
+                                  lambda: Conv2d(3, 4, 3, stride=2, padding=1),
+                                  lambda: TransposeConv2d(3, 4, 3, stride=2, padding=1,
+                                                          output_padding=1),
+                                  lambda: Upsampling(3, 4, 3, padding=1),
+                                  lambda: Upsampling(3, 4, 3, scale_factor=3, padding=1)],
+                         ids=['conv', 'strided', 'transpose', 'phases', 'plain'])
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_one_decision_per_call_gives_every_pass_pytorchs_products(make, channels_last, tune):
+    """One channel-first image of at most ``Tuning.torch_bits_values`` values (after
+    upsampling) gets PyTorch's own products, which run im2col and col2im (unfold, fold),
+    and anything else our GEMMs, which run neither. The decision is made from the image the
+    layer is called on, the same in its forward and backward passes: at the limit every
+    pass takes PyTorch's products, one value below it none does, nor does a channels-last
+    image. (Deciding from the output gradient, ignoring the upsampling or the record
+    would split them.)"""
+    module = make()
+    x = in_layout(torch.randn(1, 3, 6, 5), channels_last)
+    scale = module.upsample.scale_factor if isinstance(module, Upsampling) else 1
+    values = x.numel() * scale ** 2
+    for limit in (values, values - 1):
+        tune(torch_bits_values=limit)
+        with Ops() as forward:
+            y = module(x)
+        with Ops() as backward:
+            module.backward(torch.randn_like(y))
+        expected = limit == values and not channels_last
+        for ops in (forward, backward):
+            assert bool(ops.names & {'im2col', 'col2im'}) == expected, (limit, ops.names)
 
 
 # --------------------------------------------------------------------------------------
@@ -347,17 +434,11 @@ def test_float64_conversion_moves_gradients_too(g):
 # The chunked convolution core against its straightforward path (one chunk per batch)
 # --------------------------------------------------------------------------------------
 
-def use_chunk_bytes(monkeypatch, chunk_bytes):
-    """Make the convolution core cut its patch matrices into chunks of ``chunk_bytes`` (None:
-    the whole batch at once), on any device."""
-    monkeypatch.setattr(model_module, 'chunk_bytes', lambda device: chunk_bytes)
-
-
 @pytest.mark.parametrize('make', [
     lambda: Conv2d(3, 4, 3, stride=2, padding=1),
     lambda: TransposeConv2d(3, 4, 4, stride=2, padding=1),
     lambda: Upsampling(3, 4, 3, scale_factor=2, padding=1)], ids=['conv', 'transpose', 'phases'])
-def test_chunking_by_images_changes_nothing(make, monkeypatch):
+def test_chunking_by_images_changes_nothing(make, tune):
     """Batches go through the GEMMs a few images (or, for a large image, a band of rows) at a
     time. Chunk sizes doubling from 1 byte up hold, in every pass (forward, weight and input
     gradients), bands of rows, then one image, then 2 to 4 of the 5 images, so the last chunk
@@ -368,7 +449,7 @@ def test_chunking_by_images_changes_nothing(make, monkeypatch):
     grad = torch.randn_like(make().to(dtype=torch.float64)(x))
 
     def run(chunk_bytes):
-        use_chunk_bytes(monkeypatch, chunk_bytes)
+        tune(chunk_bytes=chunk_bytes)
         torch.manual_seed(0)
         module = make().to(dtype=torch.float64)
         return [module(x), module.backward(grad), *(g.clone() for _, g in module.param())]
@@ -377,7 +458,7 @@ def test_chunking_by_images_changes_nothing(make, monkeypatch):
         for a, b in zip(whole, run(chunk_bytes), strict=True):
             torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12,
                                        msg=lambda m: f'chunks of {chunk_bytes} bytes: {m}')
-    use_chunk_bytes(monkeypatch, 1)
+    tune(chunk_bytes=1)
     torch.manual_seed(0)
     check_against_autograd(make().to(dtype=torch.float64), x)
 
@@ -388,11 +469,11 @@ def test_chunking_by_images_changes_nothing(make, monkeypatch):
     lambda: TransposeConv2d(3, 4, 4, stride=2, padding=1),
     lambda: Upsampling(3, 4, 3, scale_factor=2, padding=1)],
     ids=['conv', 'dilated', 'transpose', 'phases'])
-def test_padding_zeroed_at_its_borders_only_changes_nothing(make, monkeypatch):
-    """Large zero-padded copies are zeroed at their borders only (``zeroes_whole_padding``).
-    Done so at every size, over memory just freed full of nans, the layers still match
-    autograd: no border is left unzeroed."""
-    monkeypatch.setattr(model_module, 'zeroes_whole_padding', lambda values, device: False)
+def test_padding_zeroed_at_its_borders_only_changes_nothing(make, tune):
+    """Large zero-padded copies are zeroed at their borders only
+    (``Tuning.whole_padding_values``). Done so at every size, over memory just freed full of
+    nans, the layers still match autograd: no border is left unzeroed."""
+    tune(whole_padding_values=0)
     x = torch.randn(5, 3, 9, 7, dtype=torch.float64)
     module = make().to(dtype=torch.float64)
     for size in range(500, 8000, 500):  # freed, these blocks hold nans for the next ones
