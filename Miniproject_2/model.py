@@ -892,14 +892,6 @@ class Upsampling(_ConvBase):
                            self.geometry == Geometry((3, 3), padding=(1, 1)))
         self._phases = None  # see _phase_kernels
 
-    @property
-    def conv(self):
-        """The convolution after the upsampling as a Conv2d of its own, with this layer's
-        Parameters (no new tensor, no random draw): how ``others/twin.py`` reads the layer."""
-        conv = Conv2d.__new__(Conv2d)
-        conv.__dict__.update(self.__dict__)
-        return conv
-
     def extra_repr(self):
         return super().extra_repr() + f', scale_factor={self.upsample.scale_factor}'
 

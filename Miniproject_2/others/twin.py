@@ -29,9 +29,11 @@ def torch_twin(module):
     """Build the torch.nn module that computes what ``module`` computes, with its weights."""
     if isinstance(module, ours.Conv2d):
         twin = nn.Conv2d(**_conv_args(module))
-    elif isinstance(module, ours.Upsampling):
+    elif isinstance(module, ours.Upsampling):  # the upsampling, then its convolution
+        convolution = nn.Conv2d(**_conv_args(module))
+        _copy_parameters(module, convolution)
         return nn.Sequential(nn.Upsample(scale_factor=module.upsample.scale_factor,
-                                         mode='nearest'), torch_twin(module.conv))
+                                         mode='nearest'), convolution)
     elif isinstance(module, ours.TransposeConv2d):
         twin = nn.ConvTranspose2d(output_padding=module.output_padding, **_conv_args(module))
     elif isinstance(module, (ours.Concat, ours.Residual, ours.Sequential)):
