@@ -96,6 +96,9 @@ def families(cache, seed=0):
             if family.factors == (10, 30):
                 course_clean = clean
         else:
+            if course_clean is None:
+                raise ValueError(f'{family.name}: FAMILIES must list the course\'s pixelation '
+                                 '(f 10-30), whose clean images it takes, before it')
             clean = course_clean
             (noisy,) = family.process(clean, generator, 1)
         result[family.name] = noisy, clean

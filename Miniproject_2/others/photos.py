@@ -47,6 +47,10 @@ def _save(pixels, path):
     Image.fromarray(pixels[0].permute(1, 2, 0).contiguous().numpy()).save(path)
 
 
+def _mean(values):
+    return sum(values) / len(values)
+
+
 def _psnr(image, clean):
     return psnr_per_image(image.float().clamp(0, 255), clean).item()
 
@@ -79,11 +83,10 @@ def evaluate(photos, weights, seed=0, keep=None):
                   flush=True)
             if keep is not None:
                 keep(name, index, images)
-        mean = lambda values: sum(values) / len(values)  # noqa: E731
-        sigma = max(blurs, key=lambda s: mean(blurs[s]))
-        rows[name] = {'noisy': mean(scores['noisy']),
-                      'blur': {'sigma': sigma, 'psnr': mean(blurs[sigma])},
-                      'models': {label: mean(s) for label, s in scores['models'].items()}}
+        sigma = max(blurs, key=lambda s: _mean(blurs[s]))
+        rows[name] = {'noisy': _mean(scores['noisy']),
+                      'blur': {'sigma': sigma, 'psnr': _mean(blurs[sigma])},
+                      'models': {label: _mean(s) for label, s in scores['models'].items()}}
     return rows
 
 
