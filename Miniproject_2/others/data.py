@@ -608,7 +608,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--noise", choices=NOISES, default="pixelation",
                         help="the course's pixelation (default), Gaussian noise with sigma "
                              f"uniform in [{SIGMA_MIN:g}, {SIGMA_MAX:g}], or the blind "
-                             "model's mixture of noises (training pairs only)")
+                             "model's mixture of noises (both splits)")
     parser.add_argument("--factors", type=int, nargs=2, default=None,
                         metavar=("F_MIN", "F_MAX"),
                         help="pixelation factors, uniform in [F_MIN, F_MAX] (default: "
