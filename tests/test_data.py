@@ -226,6 +226,17 @@ def test_existing_files_are_not_rebuilt_unless_forced(tmp_path, fake_sources, ca
     assert fake_sources[2:] == [tmp_path / "elsewhere"] * 2
 
 
+def test_family_weights_from_the_command_line(tmp_path, fake_sources, capsys):
+    data.main(["--out", str(tmp_path), "--n-train", "40", "--n-val", "4", "--noise", "mixture",
+               "--family-weights", "gaussian=3", "impulses=0"])
+    stats = json.loads((tmp_path / data.STATS_FILE).read_text())
+    assert stats["family_weights"] == {"gaussian": 3, "poisson-gaussian": 1, "impulses": 0}
+    assert "impulses" not in stats["train_pairs_per_family"]
+    with pytest.raises(SystemExit):
+        data.main(["--out", str(tmp_path), "--family-weights", "gaussian"])
+    assert "FAMILY=WEIGHT" in capsys.readouterr().err
+
+
 def test_failed_apt_download_names_the_package(tmp_path, monkeypatch):
     def fail(command, **kwargs):
         return subprocess.CompletedProcess(command, 100, "", "E: Unable to locate package")

@@ -60,6 +60,29 @@ def test_the_mixture_gives_pixelation_its_share_and_the_rest_evenly(share):
         assert counts[name] == pytest.approx((1 - share) / 3, abs=0.02)
 
 
+def test_family_weights_set_the_other_families_proportions():
+    families = noises.mixture_families(6000, 0.5, generator(), {'gaussian': 3, 'impulses': 0})
+    others = [f for f in families if f != 'pixelation']
+    assert 'impulses' not in others
+    assert others.count('gaussian') / len(others) == pytest.approx(3 / 4, abs=0.03)
+
+
+def test_equal_family_weights_draw_as_no_weights():
+    """A mixture built before weights existed rebuilds byte for byte."""
+    unweighted = noises.mixture_families(500, 0.5, generator())
+    assert noises.mixture_families(500, 0.5, generator(),
+                                   dict.fromkeys(noises.MIXTURE_FAMILIES, 1)) == unweighted
+    assert noises.mixture_families(500, 0.5, generator(),
+                                   dict.fromkeys(noises.MIXTURE_FAMILIES, 2)) == unweighted
+
+
+@pytest.mark.parametrize('weights', [{'pixelation': 1}, {'gaussian': -1}, {'gaussian': 0.5},
+                                     dict.fromkeys(noises.MIXTURE_FAMILIES, 0)])
+def test_bad_family_weights_are_refused(weights):
+    with pytest.raises(ValueError):
+        noises.mixture_families(10, 0.5, generator(), weights)
+
+
 def test_the_mixture_share_must_be_a_fraction():
     with pytest.raises(ValueError, match='pixelation_share'):
         noises.mixture_families(10, 1.5, generator())

@@ -49,11 +49,12 @@ Clean images (``sample_pixelated``)
     ``clip(round(clean + sigma N(0, 1)))``, sigma uniform in [10, 43] per image.
     ``--noise mixture`` pixelates the training squares with f in ``MIXTURE_FACTOR_RANGE``
     ([2, 30]), then gives each pair, with probability 1 - ``--pixelation-share``, the noise
-    of one of ``noises.MIXTURE_FAMILIES`` (Gaussian, Poisson-Gaussian, impulses) instead,
-    both copies drawn on the pair's clean image; its validation pairs are the pixelation
-    ones (the course's factors) with the same mixture, so that each epoch's validation
-    measures what the run optimises; the course's pixelation is measured on a pixelation
-    folder's ``val_data.pkl``.
+    of one of ``noises.MIXTURE_FAMILIES`` (Gaussian, Poisson-Gaussian, impulses; in
+    proportion to ``--family-weights``, equal by default) instead, both copies drawn on
+    the pair's clean image; its validation pairs are the pixelation ones (the course's
+    factors) with the same mixture, so that each epoch's validation measures what the run
+    optimises; the course's pixelation is measured on a pixelation folder's
+    ``val_data.pkl``.
 
 Training photos (Debian packages, fetched with ``apt-get download`` into the
 cache folder and unpacked with ``dpkg-deb -x``, never installed; and one wheel)
@@ -488,14 +489,15 @@ def noise_statistics(noisy: torch.Tensor, clean: torch.Tensor) -> dict[str, floa
 def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
           noise: str = "pixelation", factors: tuple[int, int] | None = None,
           scene_fraction: float = SCENE_FRACTION, pixelation_share: float = PIXELATION_SHARE,
-          cache: Path | None = None) -> dict:
+          family_weights: dict[str, int] | None = None, cache: Path | None = None) -> dict:
     """Fetch the photos, synthesise both splits, write them to ``out``; return the statistics.
 
     ``noise`` is ``'pixelation'`` (the course's, ``sample_pixelated`` with ``factors``,
     default ``FACTOR_RANGE``, and ``scene_fraction``), ``'gaussian'`` (``sample_patches``
     and ``add_noise``) or ``'mixture'`` (training pairs pixelated with ``factors``, default
     ``MIXTURE_FACTOR_RANGE``, or, but for ``pixelation_share`` of them, noisy with one of
-    ``noises.MIXTURE_FAMILIES``; validation pairs likewise, from the course's factors).
+    ``noises.MIXTURE_FAMILIES``, drawn in proportion to ``family_weights``; validation pairs
+    likewise, from the course's factors).
     """
     if noise not in NOISES:
         raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
@@ -515,7 +517,8 @@ def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
         return sample_pixelated(photos, n, generator, draws, factors, scene_fraction, desc)
 
     def mixed(clean, copies, generator):
-        families = noises.mixture_families(clean.shape[0], pixelation_share, generator)
+        families = noises.mixture_families(clean.shape[0], pixelation_share, generator,
+                                           family_weights)
         noises.apply_mixture(clean, copies, families, generator)
         return families
 
@@ -539,6 +542,7 @@ def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
         **({"sigma_range": [SIGMA_MIN, SIGMA_MAX]} if noise == "gaussian"
            else {"factor_range": list(factors), "scene_fraction": scene_fraction}),
         **({"pixelation_share": pixelation_share,
+            "family_weights": noises.family_weights(family_weights),
             "train_pairs_per_family": dict(Counter(families)),
             "val_pairs_per_family": dict(Counter(val_families))} if noise == "mixture" else {}),
         "train_photos_per_source": dict(Counter(p.source for p in train_photos)),
@@ -594,6 +598,15 @@ def ensure_data(folder: Path, *, force: bool = False, **build_options) -> tuple[
     return train_path, val_path
 
 
+def _family_weight(text: str) -> tuple[str, int]:
+    """``NAME=WEIGHT`` from the command line, e.g. ``gaussian=3``."""
+    name, equals, weight = text.partition("=")
+    if not equals or not weight.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected FAMILY=WEIGHT with an integer weight, "
+                                         f"got {text!r}")
+    return name, int(weight)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description="Build a stand-in for the course's Noise2Noise data from real "
@@ -617,6 +630,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--pixelation-share", type=float, default=PIXELATION_SHARE,
                         help="the mixture's share of pixelated training pairs "
                              f"(default: {PIXELATION_SHARE})")
+    parser.add_argument("--family-weights", type=_family_weight, nargs="+", default=[],
+                        metavar="FAMILY=WEIGHT",
+                        help="the mixture's other families in proportion to these integer "
+                             f"weights (families: {', '.join(noises.MIXTURE_FAMILIES)}; "
+                             "default: 1 each)")
     parser.add_argument("--scene-fraction", type=float, default=SCENE_FRACTION,
                         help="smallest side of a pixelated square, as a fraction of the "
                              f"photo's short side (default: {SCENE_FRACTION})")
@@ -630,7 +648,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 seed=args.seed, noise=args.noise,
                 factors=None if args.factors is None else tuple(args.factors),
                 scene_fraction=args.scene_fraction, pixelation_share=args.pixelation_share,
-                cache=args.cache)
+                family_weights=dict(args.family_weights), cache=args.cache)
     if args.stats is not None:
         args.stats.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.out / STATS_FILE, args.stats)

@@ -136,15 +136,36 @@ PROCESSES = {'gaussian': gaussian, 'poisson-gaussian': poisson_gaussian,
 HELD_OUT_FAMILIES = ('uniform', 'speckle', 'luminance')
 
 
-def mixture_families(n, pixelation_share, generator):
+def mixture_families(n, pixelation_share, generator, weights=None):
     """Each of ``n`` images' family: pixelation with probability ``pixelation_share``, else
-    one of ``MIXTURE_FAMILIES`` with equal probability. Returns a list of names."""
+    one of ``MIXTURE_FAMILIES`` with probability in proportion to its integer weight in
+    ``weights`` (a mapping; a family it leaves out weighs 1). Returns a list of names."""
     if not 0 <= pixelation_share <= 1:
         raise ValueError(f'pixelation_share must be in [0, 1], got {pixelation_share}')
+    weights = family_weights(weights)
+    # One slot per unit of the reduced weights: equal weights draw exactly as an unweighted
+    # choice does, so a mixture built before weights existed rebuilds byte for byte.
+    unit = math.gcd(*weights.values())
+    slots = [name for name in MIXTURE_FAMILIES for _ in range(weights[name] // unit)]
     pixelated = torch.rand(n, generator=generator) < pixelation_share
-    other = torch.randint(len(MIXTURE_FAMILIES), (n,), generator=generator)
-    return ['pixelation' if p else MIXTURE_FAMILIES[o]
+    other = torch.randint(len(slots), (n,), generator=generator)
+    return ['pixelation' if p else slots[o]
             for p, o in zip(pixelated.tolist(), other.tolist())]
+
+
+def family_weights(weights=None):
+    """``weights`` (a mapping from some of ``MIXTURE_FAMILIES`` to non-negative integers)
+    completed with a weight of 1 for each family it leaves out; checked."""
+    weights = dict(weights or {})
+    unknown = set(weights) - set(MIXTURE_FAMILIES)
+    if unknown:
+        raise ValueError(f'unknown mixture families {sorted(unknown)}; '
+                         f'they are {MIXTURE_FAMILIES}')
+    weights = {name: weights.get(name, 1) for name in MIXTURE_FAMILIES}
+    if any(not isinstance(w, int) or w < 0 for w in weights.values()) or not any(
+            weights.values()):
+        raise ValueError(f'family weights must be non-negative integers, not all 0: {weights}')
+    return weights
 
 
 def apply_mixture(clean, pixelated, families, generator):
