@@ -1,4 +1,5 @@
 """The comparison and ablation commands, end to end on a tiny data folder."""
+import importlib
 import json
 import math
 
@@ -85,3 +86,11 @@ def test_ablation_records_each_variant(data_folder, tmp_path, monkeypatch):
     assert set(results) == set(variants)
     assert results['ReLU']['settings']['activation'] == 'relu'
     assert results['ReLU']['settings']['n_train'] == 32
+
+
+@pytest.mark.parametrize('tool', ['ablate', 'bench', 'compare', 'families', 'filters',
+                                  'noises', 'photos', 'train'])
+def test_each_tools_help_opens_with_a_whole_sentence(tool):
+    """``--help`` shows the docstring's first line: it must not stop mid-sentence."""
+    summary = importlib.import_module(f'Miniproject_2.others.{tool}').__doc__.split('\n')[0]
+    assert summary.endswith('.') and summary[0].isupper(), summary

@@ -1,5 +1,7 @@
-"""How the denoisers hold up when the noise differs from the course's ("noise characteristics
-may vary"): one table over families of noise, all made from the validation photos.
+"""How the denoisers hold up on other noises than the course's: one table over families.
+
+The handout warns that the test images' "noise characteristics may vary"; every family is
+made from the validation photos.
 
     python -m Miniproject_2.others.families --data data --out results/families.json \
         --weights pixelation=results/pixelation/bestmodel.pth \

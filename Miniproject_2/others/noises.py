@@ -1,5 +1,6 @@
-"""Noise processes beyond the course's pixelation, the training mixture, and the bias each
-loss would leave on Noise2Noise targets.
+"""Noise processes beyond the course's pixelation, the training mixture, the losses' bias.
+
+The bias is what each loss would leave on Noise2Noise targets (``target_bias``).
 
     python -m Miniproject_2.others.noises --data data [--out results/noise_bias.json]
 

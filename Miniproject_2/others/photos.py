@@ -1,5 +1,6 @@
-"""Whole photographs with a camera's noise, denoised through the ``denoise`` command: what a
-user who runs it on a photo gets, beside a tuned blur.
+"""Whole photographs with a camera's noise, denoised through the ``denoise`` command.
+
+What a user who runs it on a photo gets, beside a tuned blur.
 
     python -m Miniproject_2.others.photos --data data --out results/photos.json \
         --figure results/photos.png \
