@@ -645,16 +645,19 @@ def _channel_rows(image):
 _GEMMS, _TORCH_BITS = _Gemms(), _TorchBits()
 
 
-def _column_sums(matrix):
-    """Sum over the rows of an (R, C) matrix. Torch sums a narrow row-major matrix down its
-    rows slowly, so rows are first joined k at a time into rows of about
-    ``Tuning.column_sum_width`` values, and the k partial sums folded."""
+def _channel_sums(x):
+    """(N, C, H, W) -> (C,): the sum over images and pixels, a bias's gradient 1^T dY. Torch
+    sums a channels-last x, a narrow (N*H*W, C) row-major matrix, down its rows slowly, so
+    rows are first joined k at a time into rows of about ``Tuning.column_sum_width`` values,
+    and the k partial sums folded."""
+    pixel_rows = x.permute(0, 2, 3, 1)
+    if not pixel_rows.is_contiguous():  # not channels-last
+        return x.sum((0, 2, 3))
+    matrix = pixel_rows.reshape(-1, x.shape[1])
     rows, columns = matrix.shape
-    k = max(1, tuning(matrix.device).column_sum_width // columns)
+    k = max(1, tuning(x.device).column_sum_width // columns)
     while rows % k:
         k -= 1
-    if k == 1 or not matrix.is_contiguous():
-        return matrix.sum(0)
     return matrix.view(rows // k, k * columns).sum(0).view(k, columns).sum(0)
 
 
@@ -736,6 +739,11 @@ class _ConvBase(Module):
             text += f', dilation={self.dilation}'
         return text + ('' if self.bias is not None else ', bias=False')
 
+    def _accumulate_bias_grad(self, dy):
+        """db += 1^T dY: each output channel's gradient summed over images and pixels."""
+        if self.bias is not None:
+            self._parameters['bias'].grad += _channel_sums(dy)
+
 
 class Conv2d(_ConvBase):
     """2-D convolution (cross-correlation), like torch.nn.Conv2d: the patch product.
@@ -759,8 +767,7 @@ class Conv2d(_ConvBase):
     def backward(self, gradwrtoutput):
         x, out_shape, unbatched = self._saved_or_fail()
         dy = _in_channels_last(self._batched_grad(gradwrtoutput, out_shape, unbatched))
-        if self.bias is not None:
-            self._parameters['bias'].grad += _column_sums(_pixel_major(dy))
+        self._accumulate_bias_grad(dy)
         dx = _backend(x).gradients(x, dy, self.weight, self._parameters['weight'].grad,
                                    self.geometry, self.compute_input_grad)
         return self._unbatch(dx, unbatched)
@@ -809,8 +816,7 @@ class TransposeConv2d(_ConvBase):
         dy = self._batched_grad(gradwrtoutput, out_shape, unbatched)
         backend = _backend(x)
         backend.weight_grad(dy, x, self._parameters['weight'].grad, self.geometry)
-        if self.bias is not None:
-            self._parameters['bias'].grad += dy.sum((0, 2, 3))
+        self._accumulate_bias_grad(dy)
         if not self.compute_input_grad:
             return None
         return self._unbatch(backend.product(dy, self.weight, None, self.geometry), unbatched)
@@ -954,9 +960,8 @@ class Upsampling(_ConvBase):
         x, out_shape, unbatched, up, phase_kernels = self._saved_or_fail()
         dy = _in_channels_last(self._batched_grad(gradwrtoutput, out_shape, unbatched))
         weight_grad = self._parameters['weight'].grad
+        self._accumulate_bias_grad(dy)
         if phase_kernels is None:  # the plain path
-            if self.bias is not None:
-                self._parameters['bias'].grad += _column_sums(_pixel_major(dy))
             dx = _backend(x, self.upsample.scale_factor).gradients(
                 up, dy, self.weight, weight_grad, self.geometry, self.compute_input_grad)
             return None if dx is None else self._unbatch(self.upsample.backward(dx), unbatched)
@@ -976,8 +981,6 @@ class Upsampling(_ConvBase):
         rows = (taps.t() @ by_phase).view(o * 3, 4, c)                        # (o i, t q, c)
         grad_w = (taps.t() @ rows).view(o, 3, 3, c)                           # (o, i, j, c)
         weight_grad += grad_w.permute(0, 3, 1, 2)
-        if self.bias is not None:
-            self._parameters['bias'].grad += _column_sums(phase_grad).view(4, o).sum(0)
         return self._unbatch(dx, unbatched)
 
 
