@@ -70,8 +70,7 @@ def test_missing_data_names_the_command_that_builds_it(tmp_path):
         train.load_pairs(tmp_path)
 
 
-def test_a_warm_restart_starts_from_its_weights_and_saves_only_better_ones(data_folder,
-                                                                          tmp_path):
+def test_a_warm_restart_starts_from_its_weights_and_keeps_the_best(data_folder, tmp_path):
     data = train.load_pairs(data_folder)
     first, model = train.train_run(settings_for(data_folder, tmp_path / 'first'), data,
                                    tmp_path / 'first')
@@ -86,7 +85,31 @@ def test_a_warm_restart_starts_from_its_weights_and_saves_only_better_ones(data_
     assert log['init_val_psnr'] == pytest.approx(first['epochs'][-1]['val_psnr'], abs=1e-6)
     assert log['epochs'][0]['val_psnr'] == pytest.approx(log['init_val_psnr'], abs=1e-3)
     assert restarted.trainer.recipe.finetune_lr == 1e-9
-    assert out.exists() == (log['epochs'][0]['val_psnr'] > log['init_val_psnr'])
+    # --out holds the better of the weights it started from and the epoch's.
+    improved = log['epochs'][0]['val_psnr'] > log['init_val_psnr']
+    best = Model()
+    best.load(out)
+    expected = restarted if improved else model
+    for name, tensor in best.denoiser.network.state_dict().items():
+        assert torch.equal(tensor, expected.denoiser.network.state_dict()[name]), name
+
+
+def test_a_warm_restart_no_epoch_improves_keeps_its_start(data_folder, tmp_path, capsys,
+                                                          monkeypatch):
+    data = train.load_pairs(data_folder)
+    _, model = train.train_run(settings_for(data_folder, tmp_path / 'first', epochs=1), data,
+                               tmp_path / 'first')
+    model.save(tmp_path / 'start.pth')
+    scores = iter([30.0, 29.0, 29.5])  # the start, then two worse epochs
+    monkeypatch.setattr(train, 'validation_psnr', lambda *args: next(scores))
+    train.main(['--data', str(data_folder), '--run', str(tmp_path / 'again'), '--epochs', '2',
+                '--widths', '8,8', '--batch-size', '16', '--init', str(tmp_path / 'start.pth'),
+                '--out', str(tmp_path / 'best.pth')])
+    assert 'best validation PSNR 30.000 dB: the initial weights' in capsys.readouterr().out
+    best = Model()
+    best.load(tmp_path / 'best.pth')
+    for name, tensor in best.denoiser.network.state_dict().items():
+        assert torch.equal(tensor, model.denoiser.network.state_dict()[name]), name
 
 
 def test_a_warm_restart_refuses_weights_of_another_network(data_folder, tmp_path):

@@ -10,7 +10,7 @@ A run folder holds ``checkpoint.pt`` (weights, optimizer state, progress: rewrit
 atomically after every epoch) and ``log.json`` (settings and every epoch's validation PSNR,
 read by the report). Running the same command again resumes where the run stopped; a
 finished run is not trained again. ``--out`` receives the weights of the best validation
-epoch, in the format ``Model.load_pretrained_model`` reads (``checkpoint.pt`` holds the same
+epoch (or, for a warm restart no epoch improved, the weights it started from), in the format ``Model.load_pretrained_model`` reads (``checkpoint.pt`` holds the same
 format, ``Model.state(training=True)``, with the optimizer's state and the epochs done).
 
 Settings other than the defaults make the ablations: ``--network baseline`` (the course's
@@ -131,6 +131,8 @@ def train_run(settings, data, run, out=None):
     elif settings['init']:
         _load_init(model, settings['init'])
         log['init_val_psnr'] = validation_psnr(model, *data[1])
+        if out is not None:  # the best so far: an epoch replaces them only if it beats them
+            model.save(out)
     if model.trainer.epochs_done >= settings['epochs']:
         print(f'{run} is complete ({model.trainer.epochs_done} epochs)', file=sys.stderr)
         return log, model
@@ -218,7 +220,12 @@ def main(argv=None):
     settings, args = parse_settings(argv)
     log, _ = train_run(settings, load_pairs(args.data), args.run, args.out)
     best = max(log['epochs'], key=lambda e: e['val_psnr'])
-    print(f"best validation PSNR {best['val_psnr']:.3f} dB at epoch {best['epoch']}")
+    start = log.get('init_val_psnr', -math.inf)
+    if start >= best['val_psnr']:
+        print(f"best validation PSNR {start:.3f} dB: the initial weights (--init); "
+              f"no epoch beat them")
+    else:
+        print(f"best validation PSNR {best['val_psnr']:.3f} dB at epoch {best['epoch']}")
 
 
 if __name__ == '__main__':
