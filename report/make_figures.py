@@ -122,8 +122,14 @@ def fmt_ms(seconds):
 def fmt_lr(value):
     if value is None:
         return MISSING
-    mantissa, exponent = f'{value:.0e}'.split('e')
-    return f'${mantissa}\\times10^{{{int(exponent)}}}$'
+    mantissa, exponent = f'{value:.1e}'.split('e')
+    return f'${mantissa.removesuffix(".0")}\\times10^{{{int(exponent)}}}$'
+
+
+def in_words(items):
+    """['3', '5', '3'] -> '3, 5 and 3'."""
+    items = list(items)
+    return ' and '.join([', '.join(items[:-1]), items[-1]] if len(items) > 1 else items)
 
 
 class Numbers:
@@ -778,8 +784,11 @@ def family_table_row(name, row, noisy, best, scores, top):
 # The training mixture: the shipped (blind) run, screening at equal budget, each loss's bias
 # --------------------------------------------------------------------------------------
 
-GAUSSIAN_RUNS = ('main', 'main-restart')  # results/gaussian/runs/: the Gaussian-only weights'
-BLIND_RUNS = (('blind', 'First'), ('blind-longer', 'Second'))  # results/runs/<run>, in order:
+MIXTURE_FAMILIES = ('gaussian', 'poisson-gaussian', 'impulses')  # noises.MIXTURE_FAMILIES
+# results/gaussian/runs/: every run behind the Gaussian-only weights, the last one's included
+GAUSSIAN_RUNS = ('main', 'main-restart', 'main-clipped')
+BLIND_RUNS = (('blind-g321', 'First'), ('blind-g321-longer', 'Second'),  # results/runs/<run>:
+              ('blind-g321-third', 'Third'), ('blind-g321-fourth', 'Fourth'))
 # the warm restarts from the pixelation-only weights whose last best epoch is shipped
 
 
@@ -800,6 +809,11 @@ def blind_run_numbers(root, numbers):
         numbers[f'blind{stem}MinutesPerEpoch'] = fmt(minutes[len(minutes) // 2]
                                                      if minutes else None, 1)
     numbers['blindEpochs'] = fmt(total)
+    logs = [read_json(root / f'results/runs/{run}/log.json') for run, _ in BLIND_RUNS]
+    numbers['blindScheduleEpochs'] = (in_words(fmt(log['settings']['epochs']) for log in logs)
+                                      if all(logs) else None)
+    numbers['blindScheduleLR'] = (in_words(fmt_lr(log['settings']['lr']) for log in logs)
+                                  if all(logs) else None)
     gaussian = [read_json(root / f'results/gaussian/runs/{run}/log.json')
                 for run in GAUSSIAN_RUNS]
     numbers['gaussianEpochs'] = fmt(sum(len(log['epochs']) for log in gaussian)
@@ -807,7 +821,11 @@ def blind_run_numbers(root, numbers):
     stats = read_json(root / 'results/data_stats_mixture.json') or {}
     share = stats.get('pixelation_share')
     numbers['mixShare'] = fmt(share, 1)
-    numbers['mixOtherShare'] = fmt((1 - share) / 3 if share is not None else None, 2)
+    weights = stats.get('family_weights') or {}
+    for family in MIXTURE_FAMILIES:  # each family's share of all pairs
+        numbers[f'mix{macro_stem(family)}Share'] = fmt(
+            (1 - share) * weights[family] / sum(weights.values())
+            if share is not None and family in weights else None, 2)
     factors = stats.get('factor_range') or [None, None]
     numbers['mixFactorMin'], numbers['mixFactorMax'] = fmt(factors[0]), fmt(factors[1])
 
@@ -874,6 +892,23 @@ def mixture_numbers(root, numbers, out):
     path.write_text('\n'.join(table) + '\n')
 
 
+EQUAL_WEIGHTS_LABEL = 'equal-weights'  # families_equal_weights.json: the same two restarts on
+WEIGHTED_LABEL = 'weighted'  # the equal-weights mixture, and on the shipped family weights
+
+
+def family_weights_numbers(root, numbers):
+    """What the shipped mixture's family weights did against equal ones, at the same budget:
+    the change of mean PSNR over each group of families (results/families_equal_weights.json)."""
+    rows = (read_json(root / 'results/families_equal_weights.json') or {}).get('rows') or {}
+    for group in SCREEN_GROUPS:
+        changes = [difference(get(row, 'models', WEIGHTED_LABEL),
+                              get(row, 'models', EQUAL_WEIGHTS_LABEL))
+                   for name, row in rows.items() if family_group(name, row) == group]
+        changes = [change for change in changes if change is not None]
+        numbers[f'weights{macro_stem(group)}'] = fmt_signed(
+            sum(changes) / len(changes) if changes else None)
+
+
 def bias_numbers(root, numbers, out):
     """The ceiling each loss's bias puts on a perfect network, per family (noise_bias.json)."""
     report = read_json(root / 'results/noise_bias.json')
@@ -882,7 +917,7 @@ def bias_numbers(root, numbers, out):
         stem = macro_stem(family)
         numbers[f'bias{stem}Squared'] = fmt(row.get('squared loss (mean)'), 1)
         numbers[f'bias{stem}Absolute'] = fmt(row.get('absolute loss (median)'), 1)
-    for family in ('pixelation', 'gaussian', 'poisson-gaussian', 'impulses'):
+    for family in ('pixelation', *MIXTURE_FAMILIES):
         for what in ('Squared', 'Absolute'):
             if f'bias{macro_stem(family)}{what}' not in numbers.macros:
                 numbers[f'bias{macro_stem(family)}{what}'] = None
@@ -1136,6 +1171,7 @@ def main(argv=None):
     families_numbers(root, numbers, out)
     blind_run_numbers(root, numbers)
     mixture_numbers(root, numbers, out)
+    family_weights_numbers(root, numbers)
     bias_numbers(root, numbers, out)
     ablation_numbers(root, numbers, out)
     bench_numbers(root, numbers, out)

@@ -12,8 +12,9 @@ them, the noisy input, the classical filters of ``filters`` (each with its best 
 on this set), BM3D given each image's noise level (optional: ``pip install bm3d``; about a
 second an image, so on the first ``--bm3d-images`` images, where every method is scored
 too; its output is cached), the model the project shipped when it trained on Gaussian
-noise (``results/gaussian/bestmodel.pth``), the one it shipped when it trained on pixelation
-only (``results/pixelation/bestmodel.pth``) and, last, the shipped ``bestmodel.pth``.
+noise (``results/gaussian/bestmodel.pth``), the pixelation-only weights trained with the
+shipped model's recipe and budget (``results/pixelation/same-budget.pth``: the same warm
+restarts, on pixelation alone) and, last, the shipped ``bestmodel.pth``.
 ``--weights-only`` scores just these files again and updates their rows of an existing
 ``--out`` (after a new model ships, without retraining the contenders). PSNR is
 the mean over images of each image's PSNR, as the course's test computes it. Networks are
@@ -41,7 +42,7 @@ from Miniproject_2.others.train import load_pairs, parse_settings, run_folder, t
 RESULTS = Path(__file__).resolve().parents[2] / 'results'
 WEIGHTS_FILES = {  # row name: weights file (None: the shipped one), scored as they are
     'trained on Gaussian noise': RESULTS / 'gaussian' / 'bestmodel.pth',
-    'trained on pixelation only': RESULTS / 'pixelation' / 'bestmodel.pth',
+    'trained on pixelation only': RESULTS / 'pixelation' / 'same-budget.pth',
     'shipped bestmodel.pth': None,
 }
 

@@ -4,7 +4,7 @@ The handout warns that the test images' "noise characteristics may vary"; every 
 made from the validation photos.
 
     python -m Miniproject_2.others.families --data data --out results/families.json \
-        --weights pixelation=results/pixelation/bestmodel.pth \
+        --weights pixelation=results/pixelation/same-budget.pth \
         gaussian=results/gaussian/bestmodel.pth blind=Miniproject_2/bestmodel.pth
 
 Families (``N_IMAGES`` images each, seeded; clean images are the block means of pixelated

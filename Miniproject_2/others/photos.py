@@ -4,7 +4,7 @@ What a user who runs it on a photo gets, beside a tuned blur.
 
     python -m Miniproject_2.others.photos --data data --out results/photos.json \
         --figure results/photos.png \
-        --weights pixelation=results/pixelation/bestmodel.pth \
+        --weights pixelation=results/pixelation/same-budget.pth \
         gaussian=results/gaussian/bestmodel.pth blind=Miniproject_2/bestmodel.pth
 
 The validation photos (never trained on) at full size, 300x451 to 600x512 pixels, each with
