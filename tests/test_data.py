@@ -235,6 +235,17 @@ def test_family_weights_from_the_command_line(tmp_path, fake_sources, capsys):
     with pytest.raises(SystemExit):
         data.main(["--out", str(tmp_path), "--family-weights", "gaussian"])
     assert "FAMILY=WEIGHT" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        data.main(["--out", str(tmp_path), "--family-weights", "gaussian=2"])
+    assert "--noise mixture only" in capsys.readouterr().err
+
+
+def test_bad_mixture_settings_fail_before_any_photo_is_fetched(tmp_path, fake_sources):
+    with pytest.raises(ValueError, match="unknown mixture families"):
+        data.build(tmp_path, n_train=4, n_val=4, noise="mixture", family_weights={"blur": 1})
+    with pytest.raises(ValueError, match="pixelation_share"):
+        data.build(tmp_path, n_train=4, n_val=4, noise="mixture", pixelation_share=2)
+    assert fake_sources == []
 
 
 def test_failed_apt_download_names_the_package(tmp_path, monkeypatch):

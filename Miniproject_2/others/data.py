@@ -501,6 +501,8 @@ def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
     """
     if noise not in NOISES:
         raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
+    if noise == "mixture":  # refuse a bad share or bad weights before minutes of sampling
+        noises.mixture_families(0, pixelation_share, torch.Generator(), family_weights)
     if factors is None:
         factors = MIXTURE_FACTOR_RANGE if noise == "mixture" else FACTOR_RANGE
     out = Path(out)
@@ -644,6 +646,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--stats", type=Path, default=None,
                         help="also copy the statistics (stats.json) to this file")
     args = parser.parse_args(argv)
+    if args.family_weights and args.noise != "mixture":
+        parser.error("--family-weights applies to --noise mixture only")
     ensure_data(args.out, force=args.force, n_train=args.n_train, n_val=args.n_val,
                 seed=args.seed, noise=args.noise,
                 factors=None if args.factors is None else tuple(args.factors),
