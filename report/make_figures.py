@@ -328,7 +328,7 @@ def check_shipped_weights(root):
     exist and differ (the run's .pth is not committed, so a fresh clone cannot check)."""
     import hashlib
     shipped = root / 'Miniproject_2/bestmodel.pth'
-    run = root / f'results/runs/{BLIND_RUNS[-1][0]}/bestmodel.pth'
+    run = root / f'results/runs/{BLIND_RUNS[-1]}/bestmodel.pth'
     if shipped.exists() and run.exists():
         digests = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (shipped, run)]
         if digests[0] != digests[1]:
@@ -787,33 +787,21 @@ def family_table_row(name, row, noisy, best, scores, top):
 MIXTURE_FAMILIES = ('gaussian', 'poisson-gaussian', 'impulses')  # noises.MIXTURE_FAMILIES
 # results/gaussian/runs/: every run behind the Gaussian-only weights, the last one's included
 GAUSSIAN_RUNS = ('main', 'main-restart', 'main-clipped')
-BLIND_RUNS = (('blind-g321', 'First'), ('blind-g321-longer', 'Second'),  # results/runs/<run>:
-              ('blind-g321-third', 'Third'), ('blind-g321-fourth', 'Fourth'))
-# the warm restarts from the pixelation-only weights whose last best epoch is shipped
+# results/runs/<run>, in order: the warm restarts from the pixelation-only weights whose
+# last one's best epoch is shipped
+BLIND_RUNS = ('blind-g321', 'blind-g321-longer', 'blind-g321-third', 'blind-g321-fourth')
 
 
 def blind_run_numbers(root, numbers):
     """The shipped runs on the mixture (their settings and epochs) and the mixture itself
     (results/data_stats_mixture.json: the data command's statistics of its folder)."""
-    total = 0
-    for run, stem in BLIND_RUNS:
-        log = read_json(root / f'results/runs/{run}/log.json')
-        settings = log['settings'] if log else {}
-        epochs = log['epochs'] if log else []
-        total = None if total is None or not log else total + settings['epochs']
-        numbers[f'blind{stem}Epochs'] = fmt(settings.get('epochs'))
-        numbers[f'blind{stem}LR'] = fmt_lr(settings.get('lr'))
-        numbers[f'blind{stem}BestPSNR'] = fmt(best_epoch(log)['val_psnr'] if epochs else None)
-        numbers[f'blind{stem}InitPSNR'] = fmt(log.get('init_val_psnr') if log else None)
-        minutes = sorted(e['seconds'] / 60 for e in epochs)
-        numbers[f'blind{stem}MinutesPerEpoch'] = fmt(minutes[len(minutes) // 2]
-                                                     if minutes else None, 1)
-    numbers['blindEpochs'] = fmt(total)
-    logs = [read_json(root / f'results/runs/{run}/log.json') for run, _ in BLIND_RUNS]
-    numbers['blindScheduleEpochs'] = (in_words(fmt(log['settings']['epochs']) for log in logs)
-                                      if all(logs) else None)
-    numbers['blindScheduleLR'] = (in_words(fmt_lr(log['settings']['lr']) for log in logs)
-                                  if all(logs) else None)
+    logs = [read_json(root / f'results/runs/{run}/log.json') for run in BLIND_RUNS]
+    settings = [log['settings'] for log in logs] if all(logs) else None
+    numbers['blindEpochs'] = fmt(sum(s['epochs'] for s in settings) if settings else None)
+    numbers['blindScheduleEpochs'] = (in_words(fmt(s['epochs']) for s in settings)
+                                      if settings else None)
+    numbers['blindScheduleLR'] = (in_words(fmt_lr(s['lr']) for s in settings)
+                                  if settings else None)
     gaussian = [read_json(root / f'results/gaussian/runs/{run}/log.json')
                 for run in GAUSSIAN_RUNS]
     numbers['gaussianEpochs'] = fmt(sum(len(log['epochs']) for log in gaussian)
@@ -892,8 +880,9 @@ def mixture_numbers(root, numbers, out):
     path.write_text('\n'.join(table) + '\n')
 
 
-EQUAL_WEIGHTS_LABEL = 'equal-weights'  # families_equal_weights.json: the same two restarts on
-WEIGHTED_LABEL = 'weighted'  # the equal-weights mixture, and on the shipped family weights
+# results/families_equal_weights.json's labels: the first two restarts on the equal-weights
+# mixture, and on the shipped family weights
+EQUAL_WEIGHTS_LABEL, WEIGHTED_LABEL = 'equal-weights', 'weighted'
 
 
 def family_weights_numbers(root, numbers):

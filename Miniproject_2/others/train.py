@@ -10,8 +10,9 @@ A run folder holds ``checkpoint.pt`` (weights, optimizer state, progress: rewrit
 atomically after every epoch) and ``log.json`` (settings and every epoch's validation PSNR,
 read by the report). Running the same command again resumes where the run stopped; a
 finished run is not trained again. ``--out`` receives the weights of the best validation
-epoch (or, for a warm restart no epoch improved, the weights it started from), in the format ``Model.load_pretrained_model`` reads (``checkpoint.pt`` holds the same
-format, ``Model.state(training=True)``, with the optimizer's state and the epochs done).
+epoch (or, for a warm restart no epoch improved, the weights it started from), in the
+format ``Model.load_pretrained_model`` reads (``checkpoint.pt`` holds the same format,
+``Model.state(training=True)``, with the optimizer's state and the epochs done).
 
 Settings other than the defaults make the ablations: ``--network baseline`` (the course's
 network), ``--widths``, ``--skip``, ``--activation``, ``--upsampling``, ``--lr``,
