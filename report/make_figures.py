@@ -784,7 +784,6 @@ def family_table_row(name, row, noisy, best, scores, top):
 # The training mixture: the shipped (blind) run, screening at equal budget, each loss's bias
 # --------------------------------------------------------------------------------------
 
-MIXTURE_FAMILIES = ('gaussian', 'poisson-gaussian', 'impulses')  # noises.MIXTURE_FAMILIES
 # results/gaussian/runs/: every run behind the Gaussian-only weights, the last one's included
 GAUSSIAN_RUNS = ('main', 'main-restart', 'main-clipped')
 # results/runs/<run>, in order: the warm restarts from the pixelation-only weights whose
@@ -795,6 +794,7 @@ BLIND_RUNS = ('blind-g321', 'blind-g321-longer', 'blind-g321-third', 'blind-g321
 def blind_run_numbers(root, numbers):
     """The shipped runs on the mixture (their settings and epochs) and the mixture itself
     (results/data_stats_mixture.json: the data command's statistics of its folder)."""
+    from Miniproject_2.others.noises import MIXTURE_FAMILIES
     logs = [read_json(root / f'results/runs/{run}/log.json') for run in BLIND_RUNS]
     settings = [log['settings'] for log in logs] if all(logs) else None
     numbers['blindEpochs'] = fmt(sum(s['epochs'] for s in settings) if settings else None)
@@ -900,6 +900,7 @@ def family_weights_numbers(root, numbers):
 
 def bias_numbers(root, numbers, out):
     """The ceiling each loss's bias puts on a perfect network, per family (noise_bias.json)."""
+    from Miniproject_2.others.noises import MIXTURE_FAMILIES
     report = read_json(root / 'results/noise_bias.json')
     rows = (report or {}).get('rows') or {}
     for family, row in rows.items():

@@ -7,8 +7,9 @@
 report.tex, make_figures.py, the inputs make_figures.py read (``report/build/inputs.txt``:
 results/*.json, the shipped run's log, the weights of the examples figure) that git tracks,
 and the PDF itself. File times mean nothing in a git checkout; contents do. Not stamped: the
-code make_figures.py imports for a few constants (model.py, data.py, train.py), which other
-work changes far more often than the report; and ignored files (data/, the download cache).
+code make_figures.py imports for a few constants (model.py, data.py, train.py, noises.py),
+which other work changes far more often than the report; and ignored files (data/, the
+download cache).
 Standard library only: tests/test_report.py runs ``check`` in CI.
 """
 import hashlib
