@@ -126,12 +126,6 @@ def fmt_lr(value):
     return f'${mantissa.removesuffix(".0")}\\times10^{{{int(exponent)}}}$'
 
 
-def in_words(items):
-    """['3', '5', '3'] -> '3, 5 and 3'."""
-    items = list(items)
-    return ' and '.join([', '.join(items[:-1]), items[-1]] if len(items) > 1 else items)
-
-
 class Numbers:
     """The macros of numbers.tex; a None value becomes the placeholder."""
 
@@ -788,7 +782,8 @@ def family_table_row(name, row, noisy, best, scores, top):
 GAUSSIAN_RUNS = ('main', 'main-restart', 'main-clipped')
 # results/runs/<run>, in order: the warm restarts from the pixelation-only weights whose
 # last one's best epoch is shipped
-BLIND_RUNS = ('blind-g321', 'blind-g321-longer', 'blind-g321-third', 'blind-g321-fourth')
+BLIND_RUNS = ('blind-g321', 'blind-g321-longer', 'blind-g321-third', 'blind-g321-fourth',
+              'blind-g321-fifth', 'blind-g321-sixth')
 
 
 def blind_run_numbers(root, numbers):
@@ -798,10 +793,9 @@ def blind_run_numbers(root, numbers):
     logs = [read_json(root / f'results/runs/{run}/log.json') for run in BLIND_RUNS]
     settings = [log['settings'] for log in logs] if all(logs) else None
     numbers['blindEpochs'] = fmt(sum(s['epochs'] for s in settings) if settings else None)
-    numbers['blindScheduleEpochs'] = (in_words(fmt(s['epochs']) for s in settings)
-                                      if settings else None)
-    numbers['blindScheduleLR'] = (in_words(fmt_lr(s['lr']) for s in settings)
-                                  if settings else None)
+    numbers['blindRestarts'] = fmt(len(settings) if settings else None)
+    rates = [s['lr'] for s in settings] if settings else [None]
+    numbers['blindLRMin'], numbers['blindLRMax'] = fmt_lr(min(rates)), fmt_lr(max(rates))
     gaussian = [read_json(root / f'results/gaussian/runs/{run}/log.json')
                 for run in GAUSSIAN_RUNS]
     numbers['gaussianEpochs'] = fmt(sum(len(log['epochs']) for log in gaussian)
