@@ -45,3 +45,20 @@ def test_the_readme_quotes_the_families_and_photos_as_measured():
             quoted = [f'{psnr:.2f}' for psnr in [row['noisy'], *row['models'].values()]]
             assert any(all(psnr in line for psnr in quoted) for line in text.splitlines()
                        if line.startswith(f'| {noise}')), (name, noise, quoted)
+
+
+def test_the_readme_quotes_the_validation_and_the_families_count_as_measured():
+    """The introduction's and the results' numbers: the shipped model against the specialist
+    trained as long (results/compare.json), and how many families it was measured on."""
+    text = ' '.join(README.read_text().split())
+    results = json.loads((README.parent / 'results/compare.json').read_text())['results']
+    shipped = results['shipped bestmodel.pth']['psnr']
+    specialist = results['trained on pixelation only']['psnr']
+    assert f'within {specialist - shipped:.2f} dB of a pixelation specialist' in text
+    assert (f'shipped model scores {shipped:.2f} dB, the pixelation-only weights trained as '
+            f'long {specialist:.2f}') in text
+    rows = json.loads((README.parent / 'results/families.json').read_text())['rows']
+    held_out = ['none', 'one', 'two', 'three', 'four', 'five', 'six'][
+        sum(row['held_out'] for row in rows.values())]
+    assert f'all {len(rows)} noises we measured, including {held_out} it never saw' in text
+    assert f'On {len(rows)} noise families' in text
