@@ -613,6 +613,8 @@ FAMILY_STEMS = {  # families.json row name -> macro stem (famPixCourseNoisy, ...
     'uniform, +-40': 'Uniform',
     'speckle, 25%': 'Speckle',
     'luminance, sigma 25': 'Luminance',
+    'spatially correlated, sigma 20, width 1': 'Correlated',
+    'spatially correlated, sigma 20, width 2': 'CorrelatedWide',
 }
 # families.json's "models" dict: one column per key (the label families.py was given), in
 # the file's order; column label and macro stem by the key's ending. Other keys get their
@@ -783,7 +785,7 @@ GAUSSIAN_RUNS = ('main', 'main-restart', 'main-clipped')
 # results/runs/<run>, in order: the warm restarts from the pixelation-only weights whose
 # last one's best epoch is shipped
 BLIND_RUNS = ('blind-g321', 'blind-g321-longer', 'blind-g321-third', 'blind-g321-fourth',
-              'blind-g321-fifth', 'blind-g321-sixth')
+              'blind-g321-fifth', 'blind-g321-sixth', 'blind-g3211-seventh')
 
 
 def blind_run_numbers(root, numbers):
@@ -1079,6 +1081,8 @@ FAMILY_FIGURE_LABELS = {  # families.json row name -> the figure's two-line colu
     'uniform, +-40': 'uniform\n$\\pm$40*',
     'speckle, 25%': 'speckle\n25%*',
     'luminance, sigma 25': 'luminance\n$\\sigma$ 25*',
+    'spatially correlated, sigma 20, width 1': 'correlated\nwidth 1',
+    'spatially correlated, sigma 20, width 2': 'correlated\nwidth 2*',
 }
 
 
@@ -1109,7 +1113,8 @@ def families_figure(root, numbers, out):
         placeholder_figure(path, (PAGE_IN, 2.0), 'waiting for results/families_examples.pt')
         return
     kinds = (('noisy', 'noisy'), ('best filter', 'filter'), (FAMILY_FIGURE_MODEL, 'shipped'))
-    n, cell, gap, title, label, header = len(names), 0.42, 0.04, 0.12, 0.2, 0.28
+    n, gap, title, label, header = len(names), 0.04, 0.12, 0.2, 0.28
+    cell = min(0.42, (PAGE_IN - label - n * gap) / n)  # inches: the columns fill the page
     height = header + len(kinds) * (cell + title)
     x0 = (PAGE_IN - label - n * cell - (n - 1) * gap) / 2
     fig = plt.figure(figsize=(PAGE_IN, height))

@@ -230,7 +230,8 @@ def test_family_weights_from_the_command_line(tmp_path, fake_sources, capsys):
     data.main(["--out", str(tmp_path), "--n-train", "40", "--n-val", "4", "--noise", "mixture",
                "--family-weights", "gaussian=3", "impulses=0"])
     stats = json.loads((tmp_path / data.STATS_FILE).read_text())
-    assert stats["family_weights"] == {"gaussian": 3, "poisson-gaussian": 1, "impulses": 0}
+    assert stats["family_weights"] == {"gaussian": 3, "poisson-gaussian": 1, "impulses": 0,
+                                       "correlated": 1}
     assert "impulses" not in stats["train_pairs_per_family"]
     with pytest.raises(SystemExit):
         data.main(["--out", str(tmp_path), "--family-weights", "gaussian"])

@@ -44,6 +44,23 @@ def test_impulses_hit_at_their_rate_and_keep_the_median():
     assert noisy.double().median().item() == 100
 
 
+@pytest.mark.parametrize('blur', [0.5, 1.0, 1.5])
+def test_correlated_noise_has_its_sigma_and_a_gaussian_kernel_s_correlation(blur):
+    """Smoothing white noise by a kernel g correlates neighbours by sum g(k) g(k+1) / sum
+    g(k)^2 (exp(-1 / (4 b^2)) for a wide Gaussian of width b; the sampled one is narrower);
+    the scale keeps the std at sigma, and the field has no border."""
+    clean = torch.full((300, 3, 16, 16), 128, dtype=torch.uint8)
+    (noisy,) = noises.correlated(clean, generator(), 1, sigma=(20, 20), blur=(blur, blur))
+    field = noisy.double() - 128
+    assert field.std().item() == pytest.approx(20, rel=0.03)
+    neighbours = (field[..., 1:] * field[..., :-1]).mean() / field.var()
+    g = [math.exp(-k ** 2 / (2 * blur ** 2)) for k in range(-10, 11)]
+    expected = sum(a * b for a, b in zip(g, g[1:])) / sum(a * a for a in g)
+    assert neighbours.item() == pytest.approx(expected, abs=0.02)
+    assert blur < 1 or expected == pytest.approx(math.exp(-1 / (4 * blur ** 2)), abs=0.01)
+    assert field[..., 0].std().item() == pytest.approx(field[..., 8].std().item(), rel=0.05)
+
+
 def test_luminance_noise_is_the_same_on_r_g_and_b():
     clean = torch.full((4, 3, 8, 8), 128, dtype=torch.uint8)
     (noisy,) = noises.luminance(clean, generator(), 1)
@@ -57,11 +74,13 @@ def test_the_mixture_gives_pixelation_its_share_and_the_rest_evenly(share):
               for name in ('pixelation', *noises.MIXTURE_FAMILIES)}
     assert counts['pixelation'] == pytest.approx(share, abs=0.02)
     for name in noises.MIXTURE_FAMILIES:
-        assert counts[name] == pytest.approx((1 - share) / 3, abs=0.02)
+        assert counts[name] == pytest.approx((1 - share) / len(noises.MIXTURE_FAMILIES),
+                                             abs=0.02)
 
 
 def test_family_weights_set_the_other_families_proportions():
-    families = noises.mixture_families(6000, 0.5, generator(), {'gaussian': 3, 'impulses': 0})
+    families = noises.mixture_families(6000, 0.5, generator(),
+                                       {'gaussian': 3, 'impulses': 0, 'correlated': 0})
     others = [f for f in families if f != 'pixelation']
     assert 'impulses' not in others
     assert others.count('gaussian') / len(others) == pytest.approx(3 / 4, abs=0.03)

@@ -49,11 +49,11 @@ Clean images (``sample_pixelated``)
     ``clip(round(clean + sigma N(0, 1)))``, sigma uniform in [10, 43] per image.
     ``--noise mixture`` pixelates the training squares with f in ``MIXTURE_FACTOR_RANGE``
     ([2, 30]), then gives each pair, with probability 1 - ``--pixelation-share``, the noise
-    of one of ``noises.MIXTURE_FAMILIES`` (Gaussian, Poisson-Gaussian, impulses; in
-    proportion to ``--family-weights``, equal by default) instead, both copies drawn on
-    the pair's clean image; its validation pairs are the pixelation ones (the course's
-    factors) with the same mixture, so that each epoch's validation measures what the run
-    optimises; the course's pixelation is measured on a pixelation folder's
+    of one of ``noises.MIXTURE_FAMILIES`` (Gaussian, Poisson-Gaussian, impulses, spatially
+    correlated; in proportion to ``--family-weights``, equal by default) instead, both
+    copies drawn on the pair's clean image; its validation pairs are the pixelation ones
+    (the course's factors) with the same mixture, so that each epoch's validation measures
+    what the run optimises; the course's pixelation is measured on a pixelation folder's
     ``val_data.pkl``.
 
 Training photos (Debian packages, fetched with ``apt-get download`` into the

@@ -10,8 +10,9 @@ made from the validation photos.
 Families (``N_IMAGES`` images each, seeded; clean images are the block means of pixelated
 squares of the validation photos, as in ``val_data.pkl``): ``FAMILIES``, each made by a
 process of ``noises`` (or pixelation) with its parameters fixed. Those marked held out are
-kept out of the blind model's training mixture: uniform, speckle and luminance noise, and
-pixelation by factors of 40-60, beyond the mixture's 2-30. A factor is cut to what the
+kept out of the blind model's training mixture: uniform, speckle and luminance noise,
+pixelation by factors of 40-60, beyond the mixture's 2-30, and correlated noise of width 2,
+beyond the mixture's 0.5-1.5. A factor is cut to what the
 square allows (photos are never upsampled), and the validation photos' short sides of
 300-512 px stop it at about 16; so that row pixelates squares of the (much larger) training
 photos: new crops and draws, but photos the networks have seen.
@@ -79,6 +80,11 @@ FAMILIES = (
     Family('uniform, +-40', held_out=True, process=noises.uniform),
     Family('speckle, 25%', held_out=True, process=noises.speckle),
     Family('luminance, sigma 25', held_out=True, process=noises.luminance),
+    # last, so that the generators of the rows above stay those they had before them
+    Family('spatially correlated, sigma 20, width 1',
+           process=_fixed(noises.correlated, sigma=(20, 20), blur=(1, 1))),
+    Family('spatially correlated, sigma 20, width 2', held_out=True,
+           process=_fixed(noises.correlated, sigma=(20, 20), blur=(2, 2))),
 )
 
 

@@ -17,6 +17,8 @@ Training families (``MIXTURE_FAMILIES``; pixelation, the course's, comes from ``
 - ``impulses``: a rate uniform in [1%, 20%] of salt-and-pepper or random-valued impulses,
   hitting whole pixels or single channels, over nothing (half the images) or over Gaussian
   noise of sigma up to 30.
+- ``correlated``: Gaussian noise smoothed by a Gaussian kernel of width uniform in
+  [0.5, 1.5] pixels, then of sigma uniform in [0, 40].
 
 Families kept out of training (``HELD_OUT_FAMILIES``, for ``families``): additive uniform
 noise, multiplicative (speckle) noise and luminance noise (one Gaussian value for R, G and
@@ -41,7 +43,7 @@ from pathlib import Path
 
 import torch
 
-MIXTURE_FAMILIES = ('gaussian', 'poisson-gaussian', 'impulses')
+MIXTURE_FAMILIES = ('gaussian', 'poisson-gaussian', 'impulses', 'correlated')
 ROBUST_FAMILIES = MIXTURE_FAMILIES  # trained with the absolute loss: their median is clean
 
 
@@ -111,6 +113,29 @@ def impulses(clean, generator, draws, rate=(0.01, 0.2), sigma=(0.0, 30.0),
     return copies
 
 
+def correlated(clean, generator, draws, sigma=(0.0, 40.0), blur=(0.5, 1.5)):
+    """Spatially correlated Gaussian noise, as demosaicking and compression leave a camera's
+    noise: white noise smoothed per channel by a Gaussian kernel whose width (std, pixels) is
+    uniform in ``blur``, scaled to a std uniform in ``sigma`` (0-255 scale), per image."""
+    n, c, h, w = clean.shape
+    sigma = _uniform(n, *sigma, generator)
+    blur = _uniform(n, *blur, generator)
+    radius = math.ceil(3 * blur.max().item())
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    profiles = torch.exp(-taps ** 2 / (2 * blur.view(-1, 1) ** 2))
+    kernels = profiles[:, :, None] * profiles[:, None, :]
+    kernels /= kernels.flatten(1).norm(dim=1).view(-1, 1, 1)  # unit variance out
+    kernels = kernels.repeat_interleave(c, 0).unsqueeze(1)  # one per image and channel
+    copies = []
+    for _ in range(draws):
+        # white noise beyond the border, so that the smoothed field is stationary
+        white = torch.randn(1, n * c, h + 2 * radius, w + 2 * radius, generator=generator,
+                            dtype=torch.float64)
+        field = torch.nn.functional.conv2d(white, kernels, groups=n * c).view(clean.shape)
+        copies.append(_quantized(clean.double() + field * _per_image(sigma, clean)))
+    return copies
+
+
 def uniform(clean, generator, draws, half_width=40.0):
     """Additive noise uniform in [-half_width, half_width] (held out of training)."""
     return [_quantized(clean.double() + (torch.rand(clean.shape, generator=generator,
@@ -133,7 +158,7 @@ def luminance(clean, generator, draws, sigma=25.0):
 
 PROCESSES = {'gaussian': gaussian, 'poisson-gaussian': poisson_gaussian,
              'impulses': impulses, 'uniform': uniform, 'speckle': speckle,
-             'luminance': luminance}
+             'luminance': luminance, 'correlated': correlated}
 HELD_OUT_FAMILIES = ('uniform', 'speckle', 'luminance')
 
 
