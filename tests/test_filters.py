@@ -86,9 +86,9 @@ def test_the_held_out_families_are_not_in_the_training_mixture():
     beyond = [f for f in held_out if name(f.process) in noises.MIXTURE_FAMILIES]
     assert {name(f.process) for f in held_out if f not in beyond} == set(
         noises.HELD_OUT_FAMILIES)
-    widest = inspect.signature(noises.correlated).parameters['blur'].default[1]
+    widest = inspect.signature(noises.correlated).parameters['width'].default[1]
     assert beyond and all(name(f.process) == 'correlated'
-                          and f.process.keywords['blur'][0] > widest for f in beyond)
+                          and f.process.keywords['width'][0] > widest for f in beyond)
     assert all(f.factors[0] > data.MIXTURE_FACTOR_RANGE[1]
                for f in families.FAMILIES if f.held_out and f.factors)
 

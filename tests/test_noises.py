@@ -44,20 +44,20 @@ def test_impulses_hit_at_their_rate_and_keep_the_median():
     assert noisy.double().median().item() == 100
 
 
-@pytest.mark.parametrize('blur', [0.5, 1.0, 1.5])
-def test_correlated_noise_has_its_sigma_and_a_gaussian_kernel_s_correlation(blur):
+@pytest.mark.parametrize('width', [0.5, 1.0, 1.5])
+def test_correlated_noise_has_its_sigma_and_a_gaussian_kernel_s_correlation(width):
     """Smoothing white noise by a kernel g correlates neighbours by sum g(k) g(k+1) / sum
     g(k)^2 (exp(-1 / (4 b^2)) for a wide Gaussian of width b; the sampled one is narrower);
     the scale keeps the std at sigma, and the field has no border."""
     clean = torch.full((300, 3, 16, 16), 128, dtype=torch.uint8)
-    (noisy,) = noises.correlated(clean, generator(), 1, sigma=(20, 20), blur=(blur, blur))
+    (noisy,) = noises.correlated(clean, generator(), 1, sigma=(20, 20), width=(width, width))
     field = noisy.double() - 128
     assert field.std().item() == pytest.approx(20, rel=0.03)
     neighbours = (field[..., 1:] * field[..., :-1]).mean() / field.var()
-    g = [math.exp(-k ** 2 / (2 * blur ** 2)) for k in range(-10, 11)]
+    g = [math.exp(-k ** 2 / (2 * width ** 2)) for k in range(-10, 11)]
     expected = sum(a * b for a, b in zip(g, g[1:])) / sum(a * a for a in g)
     assert neighbours.item() == pytest.approx(expected, abs=0.02)
-    assert blur < 1 or expected == pytest.approx(math.exp(-1 / (4 * blur ** 2)), abs=0.01)
+    assert width < 1 or expected == pytest.approx(math.exp(-1 / (4 * width ** 2)), abs=0.01)
     assert field[..., 0].std().item() == pytest.approx(field[..., 8].std().item(), rel=0.05)
 
 

@@ -82,9 +82,9 @@ FAMILIES = (
     Family('luminance, sigma 25', held_out=True, process=noises.luminance),
     # last, so that the generators of the rows above stay those they had before them
     Family('spatially correlated, sigma 20, width 1',
-           process=_fixed(noises.correlated, sigma=(20, 20), blur=(1, 1))),
+           process=_fixed(noises.correlated, sigma=(20, 20), width=(1, 1))),
     Family('spatially correlated, sigma 20, width 2', held_out=True,
-           process=_fixed(noises.correlated, sigma=(20, 20), blur=(2, 2))),
+           process=_fixed(noises.correlated, sigma=(20, 20), width=(2, 2))),
 )
 
 

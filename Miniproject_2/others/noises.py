@@ -113,16 +113,16 @@ def impulses(clean, generator, draws, rate=(0.01, 0.2), sigma=(0.0, 30.0),
     return copies
 
 
-def correlated(clean, generator, draws, sigma=(0.0, 40.0), blur=(0.5, 1.5)):
+def correlated(clean, generator, draws, sigma=(0.0, 40.0), width=(0.5, 1.5)):
     """Spatially correlated Gaussian noise, as demosaicking and compression leave a camera's
     noise: white noise smoothed per channel by a Gaussian kernel whose width (std, pixels) is
-    uniform in ``blur``, scaled to a std uniform in ``sigma`` (0-255 scale), per image."""
+    uniform in ``width``, scaled to a std uniform in ``sigma`` (0-255 scale), per image."""
     n, c, h, w = clean.shape
     sigma = _uniform(n, *sigma, generator)
-    blur = _uniform(n, *blur, generator)
-    radius = math.ceil(3 * blur.max().item())
+    width = _uniform(n, *width, generator)
+    radius = math.ceil(3 * width.max().item())
     taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    profiles = torch.exp(-taps ** 2 / (2 * blur.view(-1, 1) ** 2))
+    profiles = torch.exp(-taps ** 2 / (2 * width.view(-1, 1) ** 2))
     kernels = profiles[:, :, None] * profiles[:, None, :]
     kernels /= kernels.flatten(1).norm(dim=1).view(-1, 1, 1)  # unit variance out
     kernels = kernels.repeat_interleave(c, 0).unsqueeze(1)  # one per image and channel
