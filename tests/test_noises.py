@@ -47,8 +47,8 @@ def test_impulses_hit_at_their_rate_and_keep_the_median():
 @pytest.mark.parametrize('width', [0.5, 1.0, 1.5])
 def test_correlated_noise_has_its_sigma_and_a_gaussian_kernel_s_correlation(width):
     """Smoothing white noise by a kernel g correlates neighbours by sum g(k) g(k+1) / sum
-    g(k)^2 (exp(-1 / (4 b^2)) for a wide Gaussian of width b; the sampled one is narrower);
-    the scale keeps the std at sigma, and the field has no border."""
+    g(k)^2 (exp(-1 / (4 w^2)) for a Gaussian of width w, once w is large enough for its
+    samples to stand for it); the scale keeps the std at sigma, and the field has no border."""
     clean = torch.full((300, 3, 16, 16), 128, dtype=torch.uint8)
     (noisy,) = noises.correlated(clean, generator(), 1, sigma=(20, 20), width=(width, width))
     field = noisy.double() - 128

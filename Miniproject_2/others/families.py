@@ -12,10 +12,10 @@ squares of the validation photos, as in ``val_data.pkl``): ``FAMILIES``, each ma
 process of ``noises`` (or pixelation) with its parameters fixed. Those marked held out are
 kept out of the blind model's training mixture: uniform, speckle and luminance noise,
 pixelation by factors of 40-60, beyond the mixture's 2-30, and correlated noise of width 2,
-beyond the mixture's 0.5-1.5. A factor is cut to what the
-square allows (photos are never upsampled), and the validation photos' short sides of
-300-512 px stop it at about 16; so that row pixelates squares of the (much larger) training
-photos: new crops and draws, but photos the networks have seen.
+beyond the mixture's 0.5-1.5. A factor is cut to what the square allows (photos are never
+upsampled), and the validation photos' short sides of 300-512 px stop it at about 16; so
+that row pixelates squares of the (much larger) training photos: new crops and draws, but
+photos the networks have seen.
 
 Each row gives the noisy input's PSNR, the best classical filter's (``filters.tune``, tuned
 on that family), and each weights file's, with the self-ensemble ``predict`` applies.
