@@ -239,6 +239,14 @@ def test_family_weights_from_the_command_line(tmp_path, fake_sources, capsys):
     with pytest.raises(SystemExit):
         data.main(["--out", str(tmp_path), "--family-weights", "gaussian=2"])
     assert "--noise mixture only" in capsys.readouterr().err
+    for bad, message in ((["--family-weights", "blur=1"], "unknown mixture families"),
+                         (["--family-weights", "gaussian=0", "poisson-gaussian=0", "impulses=0",
+                           "correlated=0"], "not all 0"),
+                         (["--pixelation-share", "1.5"], "pixelation_share must be in")):
+        with pytest.raises(SystemExit):
+            data.main(["--out", str(tmp_path / "bad"), "--noise", "mixture", *bad])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_bad_mixture_settings_fail_before_any_photo_is_fetched(tmp_path, fake_sources):

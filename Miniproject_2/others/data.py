@@ -648,6 +648,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.family_weights and args.noise != "mixture":
         parser.error("--family-weights applies to --noise mixture only")
+    if args.noise == "mixture":  # a usage error, not a traceback
+        try:
+            noises.mixture_families(0, args.pixelation_share, torch.Generator(),
+                                    dict(args.family_weights))
+        except ValueError as error:
+            parser.error(str(error))
     ensure_data(args.out, force=args.force, n_train=args.n_train, n_val=args.n_val,
                 seed=args.seed, noise=args.noise,
                 factors=None if args.factors is None else tuple(args.factors),
