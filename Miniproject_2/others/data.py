@@ -502,7 +502,7 @@ def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
     if noise not in NOISES:
         raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
     if noise == "mixture":  # refuse a bad share or bad weights before minutes of sampling
-        noises.mixture_families(0, pixelation_share, torch.Generator(), family_weights)
+        noises.mixture_settings(pixelation_share, family_weights)
     if factors is None:
         factors = MIXTURE_FACTOR_RANGE if noise == "mixture" else FACTOR_RANGE
     out = Path(out)
@@ -650,8 +650,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--family-weights applies to --noise mixture only")
     if args.noise == "mixture":  # a usage error, not a traceback
         try:
-            noises.mixture_families(0, args.pixelation_share, torch.Generator(),
-                                    dict(args.family_weights))
+            noises.mixture_settings(args.pixelation_share, dict(args.family_weights))
         except ValueError as error:
             parser.error(str(error))
     ensure_data(args.out, force=args.force, n_train=args.n_train, n_val=args.n_val,

@@ -166,9 +166,7 @@ def mixture_families(n, pixelation_share, generator, weights=None):
     """Each of ``n`` images' family: pixelation with probability ``pixelation_share``, else
     one of ``MIXTURE_FAMILIES`` with probability in proportion to its integer weight in
     ``weights`` (a mapping; a family it leaves out weighs 1). Returns a list of names."""
-    if not 0 <= pixelation_share <= 1:
-        raise ValueError(f'pixelation_share must be in [0, 1], got {pixelation_share}')
-    weights = family_weights(weights)
+    weights = mixture_settings(pixelation_share, weights)
     # One slot per unit of the reduced weights: equal weights draw exactly as an unweighted
     # choice does, so a mixture built before weights existed rebuilds byte for byte.
     unit = math.gcd(*weights.values())
@@ -177,6 +175,14 @@ def mixture_families(n, pixelation_share, generator, weights=None):
     other = torch.randint(len(slots), (n,), generator=generator)
     return ['pixelation' if p else slots[o]
             for p, o in zip(pixelated.tolist(), other.tolist())]
+
+
+def mixture_settings(pixelation_share, weights=None):
+    """Check a mixture's settings (a ``ValueError`` says what is wrong) and return its
+    completed ``family_weights``."""
+    if not 0 <= pixelation_share <= 1:
+        raise ValueError(f'pixelation_share must be in [0, 1], got {pixelation_share}')
+    return family_weights(weights)
 
 
 def family_weights(weights=None):
