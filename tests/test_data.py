@@ -119,34 +119,7 @@ def test_sample_patches_area_averages_large_squares():
     assert set(torch.unique(patches).tolist()) - {0, 255}
 
 
-# pixelate and sample_pixelated
-
-def test_pixelate_clean_is_the_block_mean_and_noisy_a_pixel_of_the_block():
-    source = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8, generator=_generator())
-    clean, (first, second) = data.pixelate(source, 2, 2, _generator(1))
-    assert clean.shape == first.shape == (3, 32, 32) and clean.dtype == torch.uint8
-    blocks = source.double().view(3, 32, 2, 32, 2)
-    assert torch.equal(clean, blocks.mean((2, 4)).round().to(torch.uint8))
-    for noisy in first, second:
-        # The same source position for R, G and B, one of the block's four pixels.
-        matches = blocks == noisy.double().view(3, 32, 1, 32, 1)
-        assert matches.all(0).any(3).any(1).all()
-    assert not torch.equal(first, second)
-
-
-def test_pixelation_positions_are_uniform_independent_and_unbiased():
-    # A source whose every block holds 0..15: a noisy pixel is the position drawn.
-    positions = torch.arange(16, dtype=torch.uint8).view(4, 4)
-    source = positions.repeat(32, 32).expand(3, -1, -1).contiguous()
-    clean, (first, second) = data.pixelate(source, 4, 2, _generator())
-    assert (clean == 8).all()  # the mean 7.5, rounded half to even
-    counts = torch.bincount(first[0].flatten().long(), minlength=16)
-    assert counts.min() > 30 and counts.max() < 100  # 64 expected per position
-    assert (first == first[:1]).all()  # R, G and B agree
-    correlation = torch.corrcoef(torch.stack([first[0].flatten(), second[0].flatten()]).float())
-    assert abs(correlation[0, 1]) < 0.1
-    assert abs(first.float().mean() - 7.5) < 0.6  # 4 standard errors of a 1024-pixel mean
-
+# sample_pixelated (the process itself: test_noises)
 
 def test_sample_pixelated_shape_determinism_and_factor_limits(photos):
     clean, noisy = data.sample_pixelated(photos, 20, _generator(7), 2, factors=(2, 3))

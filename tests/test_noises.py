@@ -1,5 +1,5 @@
-"""The noise families of the blind model's mixture: pairs are two draws of one process on one
-clean image, seeded, uint8; the mixture's shares; the bias each loss leaves on the targets."""
+"""The noise processes: pairs are two draws of one process on one clean image, seeded, uint8;
+the mixture's shares; the course's pixelation."""
 import math
 
 import pytest
@@ -118,16 +118,28 @@ def test_apply_mixture_replaces_only_the_other_families_copies():
     assert not torch.equal(pixelated[0], pixelated[1])
 
 
-def test_bias_ceilings_see_the_mean_s_bias_and_not_the_sampling_noise():
-    """Unbiased copies (noise of mean 0 and median 0) give ceilings far above what the noise
-    alone would give; copies shifted by ten grey levels in a tenth of the draws bias the mean
-    by one grey level, a ceiling of 20 log10(255), and leave the median alone."""
-    g = generator()
-    clean = torch.full((20, 3, 8, 8), 100.0, dtype=torch.float64)
-    copies = clean + 10 * torch.randn((200, *clean.shape), generator=g, dtype=torch.float64)
-    assert min(noises.bias_ceilings(copies, clean).values()) > 50
-    impulses = torch.rand((200, *clean.shape), generator=g) < 0.1
-    shifted = torch.where(impulses, clean + 10, clean)
-    ceilings = noises.bias_ceilings(shifted, clean)
-    assert ceilings['squared loss (mean)'] == pytest.approx(20 * math.log10(255 / 1), abs=0.3)
-    assert ceilings['absolute loss (median)'] == math.inf
+def test_pixelate_clean_is_the_block_mean_and_noisy_a_pixel_of_the_block():
+    source = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8, generator=generator())
+    clean, (first, second) = noises.pixelate(source, 2, 2, generator(1))
+    assert clean.shape == first.shape == (3, 32, 32) and clean.dtype == torch.uint8
+    blocks = source.double().view(3, 32, 2, 32, 2)
+    assert torch.equal(clean, blocks.mean((2, 4)).round().to(torch.uint8))
+    for noisy in first, second:
+        # The same source position for R, G and B, one of the block's four pixels.
+        matches = blocks == noisy.double().view(3, 32, 1, 32, 1)
+        assert matches.all(0).any(3).any(1).all()
+    assert not torch.equal(first, second)
+
+
+def test_pixelation_positions_are_uniform_independent_and_unbiased():
+    # A source whose every block holds 0..15: a noisy pixel is the position drawn.
+    positions = torch.arange(16, dtype=torch.uint8).view(4, 4)
+    source = positions.repeat(32, 32).expand(3, -1, -1).contiguous()
+    clean, (first, second) = noises.pixelate(source, 4, 2, generator())
+    assert (clean == 8).all()  # the mean 7.5, rounded half to even
+    counts = torch.bincount(first[0].flatten().long(), minlength=16)
+    assert counts.min() > 30 and counts.max() < 100  # 64 expected per position
+    assert (first == first[:1]).all()  # R, G and B agree
+    correlation = torch.corrcoef(torch.stack([first[0].flatten(), second[0].flatten()]).float())
+    assert abs(correlation[0, 1]) < 0.1
+    assert abs(first.float().mean() - 7.5) < 0.6  # 4 standard errors of a 1024-pixel mean

@@ -28,7 +28,7 @@ Noise: pixelation, as in the course's data (``--noise gaussian`` for the old sta
     Each 32 x 32 image covers 32 x 32 blocks of f x f source pixels: the clean image is
     each block's mean, and a noisy copy takes, for every output pixel, one source pixel
     at a uniformly random position inside its block, the same for R, G and B, drawn
-    independently for every pixel and every copy (``pixelate``). So the noise has zero
+    independently for every pixel and every copy (``noises.pixelate``). So the noise has zero
     mean, is zero where the photo is flat and large on edges and texture, heavy-tailed,
     correlated across R, G and B, and spatially white.
 
@@ -343,31 +343,11 @@ def sample_patches(photos: Sequence[Photo], n: int, generator: torch.Generator,
     return patches
 
 
-def pixelate(source: torch.Tensor, factor: int, draws: int,
-             generator: torch.Generator) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The course's degradation of one uint8 image ``3 x (32 f) x (32 f)``, ``f = factor``.
-
-    Returns ``clean``, each f x f block's mean (rounded), and ``draws`` noisy copies in which
-    every pixel is one source pixel of its block at a uniformly random position, the same
-    for R, G and B, drawn independently for every pixel and every copy. So
-    ``E[noisy] = clean`` up to the rounding: Noise2Noise's L2 loss is unbiased.
-    """
-    channels, side = source.shape[0], source.shape[-1] // factor
-    blocks = (source.view(channels, side, factor, side, factor).permute(0, 1, 3, 2, 4)
-              .reshape(channels, side, side, factor * factor))
-    clean = blocks.float().mean(-1).round_().to(torch.uint8)
-    noisy = []
-    for _ in range(draws):
-        position = torch.randint(factor * factor, (1, side, side, 1), generator=generator)
-        noisy.append(blocks.gather(-1, position.expand(channels, -1, -1, -1)).squeeze(-1))
-    return clean, noisy
-
-
 def sample_pixelated(photos: Sequence[Photo], n: int, generator: torch.Generator, draws: int,
                      factors: tuple[int, int] = FACTOR_RANGE,
                      scene_fraction: float = SCENE_FRACTION,
                      desc: str = "pixelating") -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """``n`` clean images ``3 x 32 x 32`` and ``draws`` pixelated copies of each (``pixelate``).
+    """``n`` clean images ``3 x 32 x 32`` and ``draws`` pixelated copies of each (``noises.pixelate``).
 
     Each image is a random square of a random photo, its side log-uniform between
     ``scene_fraction`` of the photo's short side and all of it (whole scenes, as in the
@@ -400,7 +380,7 @@ def sample_pixelated(photos: Sequence[Photo], n: int, generator: torch.Generator
                 square = image.resize((PATCH_SIZE * f, PATCH_SIZE * f), Image.BOX,
                                       box=(left, top, left + side, top + side))
                 pixels = torch.frombuffer(bytearray(square.tobytes()), dtype=torch.uint8)
-                clean[row], copies = pixelate(pixels.view(square.height, square.width, 3)
+                clean[row], copies = noises.pixelate(pixels.view(square.height, square.width, 3)
                                               .permute(2, 0, 1), f, draws, generator)
                 for target, copy in zip(noisy, copies):
                     target[row] = copy

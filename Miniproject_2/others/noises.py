@@ -1,8 +1,4 @@
-"""Noise processes beyond the course's pixelation, the training mixture, the losses' bias.
-
-The bias is what each loss would leave on Noise2Noise targets (``target_bias``).
-
-    python -m Miniproject_2.others.noises --data data [--out results/noise_bias.json]
+"""Noise processes: the course's pixelation, the other families, the training mixture.
 
 A process takes clean uint8 images ``N x 3 x H x W`` and returns ``draws`` noisy copies of
 each: every image draws its own parameters (a noise level, an impulse rate, ...) once, and
@@ -24,22 +20,15 @@ Families kept out of training (``HELD_OUT_FAMILIES``, for ``families``): additiv
 noise, multiplicative (speckle) noise and luminance noise (one Gaussian value for R, G and
 B).
 
-What each family needs from Noise2Noise (``target_bias``, ``results/noise_bias.json``).
-With the squared loss the network learns each pixel's mean target; with the absolute loss,
-its median. Pixelation has zero mean and no clipping (a noisy pixel is a real pixel), so the
-squared loss is unbiased there, while the median of a block is not its mean. Every other
-family is clipped to 0-255, which pulls the mean of a dark or bright pixel's targets
-towards mid-grey, and impulses pull it towards their own mean; clipping keeps the median
-(a monotone map), and a pixel hit less than half the time keeps its median near the clean
-value. So pixelation pairs take the squared loss and every other family's the absolute one
-(``ROBUST_FAMILIES``; ``RobustMSE`` in model.py). ``target_bias`` measures, per family, the
-PSNR that each loss's minimiser reaches against the clean image: the ceiling its bias puts
-on a perfect network.
+Pixelation pairs take the squared loss, every other family the absolute one
+(``ROBUST_FAMILIES``): ``bias`` measures why.
+
+    python -m Miniproject_2.others.noises FAMILY clean.png noisy.png [--seed S]
+
+draws one noisy copy of a picture with a family's training noise, to try the denoiser on.
 """
 import argparse
-import json
 import math
-from pathlib import Path
 
 import torch
 
@@ -57,6 +46,25 @@ def _per_image(values, like):
 
 def _quantized(images):
     return images.round().clamp_(0, 255).to(torch.uint8)
+
+
+def pixelate(source, factor, draws, generator):
+    """The course's degradation of one uint8 image ``3 x (32 f) x (32 f)``, ``f = factor``.
+
+    Returns ``clean``, each f x f block's mean (rounded), and ``draws`` noisy copies in which
+    every pixel is one source pixel of its block at a uniformly random position, the same
+    for R, G and B, drawn independently for every pixel and every copy. So
+    ``E[noisy] = clean`` up to the rounding: Noise2Noise's L2 loss is unbiased.
+    """
+    channels, side = source.shape[0], source.shape[-1] // factor
+    blocks = (source.view(channels, side, factor, side, factor).permute(0, 1, 3, 2, 4)
+              .reshape(channels, side, side, factor * factor))
+    clean = blocks.float().mean(-1).round_().to(torch.uint8)
+    noisy = []
+    for _ in range(draws):
+        position = torch.randint(factor * factor, (1, side, side, 1), generator=generator)
+        noisy.append(blocks.gather(-1, position.expand(channels, -1, -1, -1)).squeeze(-1))
+    return clean, noisy
 
 
 def _gaussian(clean, sigma, generator):
@@ -213,59 +221,21 @@ def apply_mixture(clean, pixelated, families, generator):
     return pixelated
 
 
-def bias_ceilings(copies, clean):
-    """The PSNR (dB) that the bias of each loss's minimiser allows, from many noisy copies
-    ``K x N x 3 x H x W`` of ``clean``: the squared loss learns each pixel's mean target, the
-    absolute loss its median. The copies are split in two halves and each statistic taken
-    on both: the product of the two errors has the squared bias as its mean (the halves'
-    sampling errors are independent), so the estimate is not inflated by the finite K. An
-    unbiased minimiser gives a large (or infinite) ceiling."""
-    first, second = copies.double().chunk(2)
-    clean = clean.double()
-
-    def ceiling(a, b):
-        squared_bias = ((a - clean) * (b - clean)).mean().item() / 255 ** 2
-        return math.inf if squared_bias <= 0 else -10 * math.log10(squared_bias)
-    return {'squared loss (mean)': ceiling(first.mean(0), second.mean(0)),
-            'absolute loss (median)': ceiling(first.median(0).values,
-                                              second.median(0).values)}
-
-
-def target_bias(photos, n_images=100, draws=200, seed=0):
-    """{family: bias_ceilings} over ``n_images`` clean images of ``photos`` with ``draws``
-    noisy targets each: pixelation (f 10-30) and every process of ``PROCESSES``."""
-    from Miniproject_2.others.data import sample_pixelated
-    generator = torch.Generator().manual_seed(seed)
-    clean, pixelated = sample_pixelated(photos, n_images, generator, draws,
-                                        desc='pixelating for the bias')
-    rows = {'pixelation': bias_ceilings(torch.stack(pixelated), clean)}
-    for name, process in PROCESSES.items():
-        rows[name] = bias_ceilings(torch.stack(process(clean, generator, draws)), clean)
-    return rows
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--data', default='data', help="the data folder (its cache/ holds "
-                                                       "the validation photos)")
-    parser.add_argument('--images', type=int, default=100)
-    parser.add_argument('--draws', type=int, default=200)
+    parser.add_argument('family', choices=sorted(PROCESSES))
+    parser.add_argument('clean', help='a picture Pillow reads (alpha is dropped)')
+    parser.add_argument('noisy', help='where to write the noisy copy (PNG keeps it exact)')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out', default=None, help='write the table as JSON here')
     args = parser.parse_args(argv)
-    from Miniproject_2.others.data import fetch_validation_photos
-    rows = target_bias(fetch_validation_photos(Path(args.data) / 'cache'), args.images,
-                       args.draws, args.seed)
-    print(f"{'family':18} {'squared loss':>13} {'absolute loss':>14}   (the ceiling the bias "
-          f"allows, dB)")
-    for name, row in rows.items():
-        print(f"{name:18} {row['squared loss (mean)']:13.2f} "
-              f"{row['absolute loss (median)']:14.2f}")
-    if args.out:
-        Path(args.out).write_text(json.dumps({'images': args.images, 'draws': args.draws,
-                                              'seed': args.seed, 'rows': rows}, indent=1)
-                                  + '\n')
-        print(f'wrote {args.out}')
+    from PIL import Image  # only this command reads pictures
+    with Image.open(args.clean) as picture:
+        rgb = picture.convert('RGB')
+    pixels = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
+    clean = pixels.view(rgb.height, rgb.width, 3).permute(2, 0, 1).unsqueeze(0)
+    (noisy,) = PROCESSES[args.family](clean, torch.Generator().manual_seed(args.seed), 1)
+    Image.fromarray(noisy[0].permute(1, 2, 0).contiguous().numpy()).save(args.noisy)
+    print(f'wrote {args.noisy}: {args.family} noise on {args.clean}')
 
 
 if __name__ == '__main__':
