@@ -84,8 +84,8 @@ class Module:
     def backward(self, *gradwrtoutput):
         raise NotImplementedError
 
-    def __call__(self, *input):
-        output = self.forward(*input)
+    def __call__(self, *input, **options):
+        output = self.forward(*input, **options)
         if not self.requires_backward:
             self._saved = None
         return output
@@ -326,6 +326,10 @@ class Tuning:
     # Convolutions with at most this many output channels write their GEMM's output
     # column-major: a BLAS writes a few long columns faster than many short rows.
     column_major_channels: int
+    # Stride-1 convolutions with at most this many output channels multiply the input by
+    # every tap's weight first and sum shifted slices (``_taps_first_rows``): their patch
+    # matrix would be copied to feed a GEMM a few columns wide.
+    taps_first_channels: int
     # Zero-padded copies of at most this many values are zeroed whole, then their interior
     # copied in; larger ones at their borders only: small ones are in cache, where writing
     # the interior twice is cheaper than N*H short border runs, and large ones are often
@@ -348,11 +352,13 @@ class Tuning:
 # 48 columns clearly faster per multiply-add than 24; column-major output up to 8 channels;
 # padding zeroed whole up to 4 MiB in float32; parts of 1 MiB for the activation.
 _CPU = Tuning(chunk_bytes=2 << 20, paired_channels=(9, 24), column_major_channels=8,
+              taps_first_channels=8,
               whole_padding_values=1 << 20, column_sum_width=512,
               activation_part_values=1 << 18, torch_bits_values=20480)
 # Elsewhere (a GPU) a chunk or a part is one more kernel launch and no cache would hold it,
 # and pairs and border-only padding are unmeasured, so off; the rest as on a CPU.
 _ELSEWHERE = Tuning(chunk_bytes=None, paired_channels=None, column_major_channels=8,
+                    taps_first_channels=8,
                     whole_padding_values=math.inf, column_sum_width=512,
                     activation_part_values=None, torch_bits_values=20480)
 
@@ -376,7 +382,8 @@ def _backend(image, scale=1):
 class _Backend:
     """The three products, each on (N, C, H, W) images of any strides, returning an image:
 
-    - ``product(x, weight, bias, g)``: conv(x, W) + b;
+    - ``product(x, weight, bias, g, epilogue=None)``: conv(x, W) + b, then ``epilogue`` (an
+      in-place element-wise function, a fused activation) on each chunk while in cache;
     - ``adjoint(dy, weight, bias, size, g)``: col2im(dY W) + b, of spatial ``size``;
     - ``weight_grad(x, dy, weight_grad, g)``: dW += dY^T X, into ``weight_grad``, shaped as W;
 
@@ -397,11 +404,14 @@ class _Backend:
 
 class _Gemms(_Backend):
 
-    def product(self, x, weight, bias, g):
+    def product(self, x, weight, bias, g, epilogue=None):
         n = x.shape[0]
         ho, wo = g.output_size(*x.shape[2:])
+        if g.stride == (1, 1) and weight.shape[0] <= tuning(x.device).taps_first_channels:
+            return _image_view(_taps_first_rows(x, weight, bias, g, epilogue), n, ho, wo)
         pixels = _pixels_per_row(weight.shape[0], wo, g, x.device)
-        return _image_view(_product_rows(x, weight, bias, g, pixels), n, ho, wo)
+        return _image_view(_product_rows(x, weight, bias, g, pixels, epilogue=epilogue),
+                           n, ho, wo)
 
     def adjoint(self, dy, weight, bias, size, g):
         """At stride 1, the convolution of dY with the flipped kernel: one im2col and one GEMM
@@ -459,11 +469,12 @@ class _Gemms(_Backend):
         return _image_view(dx, n, h, w)
 
 
-def _product_rows(x, weight, bias, g, pixels, each_chunk=None):
+def _product_rows(x, weight, bias, g, pixels, each_chunk=None, epilogue=None):
     """Y = X W^T + b for the (O, C, kh, kw) ``weight``, as an (N*Ho*Wo, O) matrix, from
     patch matrices whose rows hold ``pixels`` neighbouring output pixels each (see
     ``_pixels_per_row``). ``each_chunk(span, patches)``, if given, is also called on each
-    chunk's patch matrix while it is in cache (``span``: the slice of Y's rows it computes)."""
+    chunk's patch matrix while it is in cache (``span``: the slice of Y's rows it computes);
+    ``epilogue``, an in-place element-wise function, on each chunk of Y after its bias."""
     o = weight.shape[0]
     windows = _windows(x, g, True, pixels)
     rows = windows.shape[0] * windows.shape[1] * windows.shape[2]
@@ -479,8 +490,52 @@ def _product_rows(x, weight, bias, g, pixels, each_chunk=None):
         chunk.addmm_(patches, weight, beta=0)
         if bias is not None:  # added in cache, not copied in before the GEMM
             chunk.add_(bias)
+        if epilogue is not None:
+            epilogue(chunk)
         if each_chunk is not None:
             each_chunk(span, patches)
+    return out.view(-1, o)
+
+
+def _taps_first_rows(x, weight, bias, g, epilogue=None):
+    """Y = conv(x, W) + b at stride 1, as an (N*Ho*Wo, O) matrix, for a narrow output: first
+    Z = X [W_00 ... W_ij ...], one GEMM of the input's pixel rows by every tap's (C, O)
+    weight, then Y = b + the kh*kw slices of Z shifted by their taps. A patch matrix would
+    copy kh*kw*C values per output pixel to feed a GEMM only O columns wide; here the GEMM
+    is kh*kw*O wide and nothing is copied but Z's slices, a chunk at a time (``_blocks``)
+    while they are in cache. Zero padding is the slices' bounds: a tap that falls outside
+    the input adds nothing there. ``epilogue`` as in ``_product_rows``."""
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    ho, wo = g.output_size(h, w)
+    (ph, pw), (dh, dw) = g.padding, g.dilation
+    taps = weight.permute(1, 2, 3, 0).reshape(c, kh * kw * o)          # (c, (i, j, o))
+    pixels = x.permute(0, 2, 3, 1)
+    out = x.new_empty(n, ho, wo, o)
+    row_bytes = kh * kw * o * x.element_size()
+    for first, end, top, bottom in _blocks(n, ho, wo, row_bytes, x.device):
+        # the input rows that output rows [top, bottom) read
+        low = max(top - ph, 0)
+        high = max(low, min(bottom - ph + dh * (kh - 1), h))  # none: all padding
+        z = pixels[first:end, low:high].reshape(-1, c).mm(taps).view(
+            end - first, high - low, w, kh, kw, o)
+        target = out[first:end, top:bottom]
+        if bias is None:
+            target.zero_()
+        else:
+            target.copy_(bias.expand_as(target))
+        for i in range(kh):
+            # output rows whose tap i reads an input row in [low, high)
+            y0 = max(top, low + ph - i * dh)
+            y1 = min(bottom, high + ph - i * dh)
+            for j in range(kw):
+                x0, x1 = max(0, pw - j * dw), min(wo, w + pw - j * dw)
+                if y0 < y1 and x0 < x1:
+                    target[:, y0 - top:y1 - top, x0:x1] += z[
+                        :, y0 - ph + i * dh - low:y1 - ph + i * dh - low,
+                        x0 - pw + j * dw:x1 - pw + j * dw, i, j]
+        if epilogue is not None:
+            epilogue(target)
     return out.view(-1, o)
 
 
@@ -612,13 +667,15 @@ def _flipped_kernel(weight):
 
 class _TorchBits(_Backend):
 
-    def product(self, x, weight, bias, g):
+    def product(self, x, weight, bias, g, epilogue=None):
         """(O, Ho*Wo) = W unfold(x), started from the bias."""
         patches = unfold(x, **g.unfold_arguments())[0]
         out = x.new_empty(weight.shape[0], patches.shape[1])
         if bias is not None:
             out.copy_(bias.view(-1, 1).expand_as(out))
         out.addmm_(weight.reshape(weight.shape[0], -1), patches, beta=0 if bias is None else 1)
+        if epilogue is not None:
+            epilogue(out)
         return out.view(1, -1, *g.output_size(*x.shape[2:]))
 
     def adjoint(self, dy, weight, bias, size, g):
@@ -684,7 +741,11 @@ def _in_channels_last(x):
 
 class _ConvBase(Module):
     """What the layers with a convolution share: geometry, parameters, initialisation.
-    ``transposed``: the weight is (in, out, kh, kw), as torch.nn's ConvTranspose2d's."""
+    ``transposed``: the weight is (in, out, kh, kw), as torch.nn's ConvTranspose2d's.
+
+    Their ``forward(input, *, epilogue=None)`` takes, when running forward only, an in-place
+    element-wise function that the core applies to the output a chunk at a time while it
+    is in cache: ``Sequential`` fuses a following in-place activation so."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
                  bias, init, transposed=False):
@@ -757,10 +818,10 @@ class Conv2d(_ConvBase):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias,
                          init)
 
-    def forward(self, input):
+    def forward(self, input, *, epilogue=None):
         x, unbatched = self._batched_input(input, self.in_channels, self.weight.dtype)
         self._output_size(input.shape, *self.geometry.output_size(*x.shape[2:]))  # fits?
-        y = _backend(x).product(x, self.weight, self.bias, self.geometry)
+        y = _backend(x).product(x, self.weight, self.bias, self.geometry, epilogue)
         self._saved = (x, y.shape, unbatched)
         return self._unbatch(y, unbatched)
 
@@ -800,7 +861,7 @@ class TransposeConv2d(_ConvBase):
                         if self.output_padding != (0, 0) else '')
                 + ('' if self.bias is not None else ', bias=False'))
 
-    def forward(self, input):
+    def forward(self, input, *, epilogue=None):
         x, unbatched = self._batched_input(input, self.in_channels, self.weight.dtype)
         size = self._output_size(input.shape, *self.geometry.transposed_size(
             *x.shape[2:], self.output_padding))
@@ -808,6 +869,8 @@ class TransposeConv2d(_ConvBase):
             self._fail(f'input of shape {tuple(input.shape)} is too small for padding '
                        f'{self.padding} ({self.extra_repr()})')
         y = _backend(x).adjoint(x, self.weight, self.bias, size, self.geometry)
+        if epilogue is not None:  # col2im adds into the whole output: nothing to fuse
+            epilogue(y)
         self._saved = (x, y.shape, unbatched)
         return self._unbatch(y, unbatched)
 
@@ -901,7 +964,7 @@ class Upsampling(_ConvBase):
     def extra_repr(self):
         return super().extra_repr() + f', scale_factor={self.upsample.scale_factor}'
 
-    def forward(self, input):
+    def forward(self, input, *, epilogue=None):
         x, unbatched = self._batched_input(input, self.in_channels, self.weight.dtype)
         n, _, h, w = x.shape
         s, o = self.upsample.scale_factor, self.out_channels
@@ -911,12 +974,13 @@ class Upsampling(_ConvBase):
         if not self.use_phases or backend is _TORCH_BITS:
             up = self.upsample(x)
             self._saved = (x, out_shape, unbatched, up, None)
-            return self._unbatch(backend.product(up, self.weight, self.bias, self.geometry),
-                                 unbatched)
+            return self._unbatch(backend.product(up, self.weight, self.bias, self.geometry,
+                                                 epilogue), unbatched)
         taps, phase_weight = self._phase_kernels()
         bias = None if self.bias is None else self.bias.repeat(4)
         # Rows (n, a, b): image and 2x2 window; columns (r, t, o): phase and channel.
-        phases = _pixel_major(_GEMMS.product(x, phase_weight, bias, self._PHASE_GEOMETRY))
+        phases = _pixel_major(_GEMMS.product(x, phase_weight, bias, self._PHASE_GEOMETRY,
+                                             epilogue))
         self._saved = (x, out_shape, unbatched, None, (taps, phase_weight))
         y = self._interleaved(phases.view(n, h + 1, w + 1, 2, 2, o))
         return self._unbatch(_image_view(y.reshape(-1, o), n, 2 * h, 2 * w), unbatched)
@@ -1013,6 +1077,11 @@ class _Elementwise(Module):
         slope = self._saved_or_fail()
         self._check_grad(gradwrtoutput, slope.shape)
         return gradwrtoutput * slope
+
+    def apply_(self, x):
+        """f(x) in place, keeping nothing: what a layer fuses (``_fusable``)."""
+        self._check_floating(x)
+        return self._apply(x, slope=False)[0]
 
 
 def _flat_view(x):
@@ -1355,8 +1424,16 @@ class Sequential(Module):
         return iter(self.modules)
 
     def forward(self, input):
-        for module in self.modules:
-            input = module(input)
+        modules, index = self.modules, 0
+        while index < len(modules):
+            module = modules[index]
+            after = modules[index + 1] if index + 1 < len(modules) else None
+            if _fusable(module, after):
+                input = module(input, epilogue=after.apply_)
+                index += 2
+            else:
+                input = module(input)
+                index += 1
         return input
 
     def backward(self, gradwrtoutput):
@@ -1365,6 +1442,14 @@ class Sequential(Module):
                 break
             gradwrtoutput = module.backward(gradwrtoutput)
         return gradwrtoutput
+
+
+def _fusable(module, after):
+    """Whether ``module`` can apply ``after`` to its output as it computes it: a layer with a
+    convolution, running forward only, then an in-place activation (whose forward keeps
+    nothing, so skipping its call loses nothing)."""
+    return (isinstance(module, _ConvBase) and isinstance(after, _Elementwise) and after.inplace
+            and not module.requires_backward and not after.requires_backward)
 
 
 class Concat(Sequential):

@@ -135,6 +135,40 @@ def test_a_forward_only_pass_computes_the_same_and_keeps_nothing():
     assert network.backward(torch.ones_like(y)).shape == (2, 3, 6, 6)
 
 
+@pytest.mark.parametrize('activation', [lambda: ReLU(inplace=True),
+                                        lambda: LeakyReLU(0.1, inplace=True),
+                                        lambda: ELU(inplace=True), lambda: Sigmoid(inplace=True)],
+                         ids=['relu', 'leaky_relu', 'elu', 'sigmoid'])
+@pytest.mark.parametrize('make', [lambda: Conv2d(3, 16, 3, padding=1),
+                                  lambda: Conv2d(3, 4, 3, padding=1),
+                                  lambda: Conv2d(3, 16, 3, stride=2, padding=1),
+                                  lambda: TransposeConv2d(3, 16, 4, stride=2, padding=1),
+                                  lambda: Upsampling(3, 16, 3, padding=1),
+                                  lambda: Upsampling(3, 4, 3, scale_factor=3, padding=1)],
+                         ids=['paired', 'taps-first', 'strided', 'transpose', 'phases', 'plain'])
+def test_forward_only_fuses_an_inplace_activation_into_its_layer(make, activation,
+                                                                 monkeypatch):
+    """Forward only, a layer applies the in-place activation after it to each chunk of its
+    output (the activation's own forward is not called) and gives the output of the two
+    run one after the other, to float32 rounding; with backward, nothing is fused."""
+    torch.manual_seed(0)
+    layer = make()
+    network = Sequential(layer, activation(), Conv2d(layer.out_channels, 3, 1))
+    x = random_tensor(0, (2, 3, 10, 12), torch.float32).movedim(1, -1).contiguous().movedim(
+        -1, 1)
+    expected = network(x.clone())
+    calls = []
+    forward = type(network[1]).forward
+    monkeypatch.setattr(type(network[1]), 'forward',
+                        lambda self, input: calls.append(1) or forward(self, input))
+    network.requires_backward_(False)
+    torch.testing.assert_close(network(x.clone()), expected, rtol=1e-6, atol=1e-6)
+    assert calls == []
+    network.requires_backward_(True)
+    network(x.clone())
+    assert calls == [1]
+
+
 def test_a_full_pass_keeps_the_input_for_backward():  # the check above can fail
     network = unet()
     x = random_tensor(0, (1, 3, 4, 4), torch.float32)

@@ -3,14 +3,14 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from Miniproject_2 import model as model_module
 from Miniproject_2.model import SGD, Conv2d, Module, NearestUpsampling, TransposeConv2d, Upsampling
 from oracle import assert_close, check_against_autograd, named_grads
 from strategies import (FEW, SETTINGS, batches, channels, conv_geometries, dtypes,
-                        narrow_channels, phase_geometries, random_tensor, seeds,
+                        narrow_channels, pairs, phase_geometries, random_tensor, seeds,
                         transpose_geometries, upsampling_geometries)
 
 
@@ -433,6 +433,23 @@ def test_float64_conversion_moves_gradients_too(g):
 # --------------------------------------------------------------------------------------
 # The chunked convolution core against its straightforward path (one chunk per batch)
 # --------------------------------------------------------------------------------------
+
+@settings(SETTINGS, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(g=conv_geometries(stride=st.just((1, 1)), padding=pairs(0, 3)), bias=st.booleans(),
+       chunk_bytes=st.sampled_from([None, 1, 256]), seed=seeds)
+def test_taps_first_product_equals_the_patch_product(tune, g, bias, chunk_bytes, seed):
+    """Narrow stride-1 outputs multiply the input by every tap first and sum shifted slices
+    (``Tuning.taps_first_channels``): the same convolution as the patch matrix's, up to
+    float64 rounding, for any kernel, dilation and padding (beyond the kernel's reach too,
+    where some output rows read only zeros), chunked into bands of rows or not."""
+    x = in_layout(random_tensor(seed, g.input_shape, torch.float64), channels_last=True)
+
+    def run(channels):
+        tune(taps_first_channels=channels, chunk_bytes=chunk_bytes, torch_bits_values=0)
+        torch.manual_seed(seed)
+        return conv(g, torch.float64, bias)(x)
+    torch.testing.assert_close(run(8), run(0), rtol=1e-12, atol=1e-12)
+
 
 @pytest.mark.parametrize('make', [
     lambda: Conv2d(3, 4, 3, stride=2, padding=1),
