@@ -3,8 +3,9 @@ import math
 
 import pytest
 import torch
+from PIL import Image
 
-from Miniproject_2.others import bias
+from Miniproject_2.others import bias, data, noises
 
 
 def test_bias_ceilings_see_the_mean_s_bias_and_not_the_sampling_noise():
@@ -20,3 +21,15 @@ def test_bias_ceilings_see_the_mean_s_bias_and_not_the_sampling_noise():
     ceilings = bias.bias_ceilings(shifted, clean)
     assert ceilings['squared loss (mean)'] == pytest.approx(20 * math.log10(255 / 1), abs=0.3)
     assert ceilings['absolute loss (median)'] == math.inf
+
+
+def test_a_camera_s_bias_is_measured_against_its_reference():
+    """A camera at its bright level leaves little bias on its targets, against the image
+    they are noisy versions of; against the clean image, demosaicing's loss of a random
+    texture's detail would cap both ceilings near 20 dB."""
+    g = torch.Generator().manual_seed(0)
+    texture = torch.randint(0, 256, (96, 96, 3), generator=g, dtype=torch.uint8)
+    photo = Image.fromarray(texture.numpy()).resize((320, 320), Image.NEAREST)
+    rows = bias.target_bias([data.Photo('test', 'texture', photo.copy)], n_images=4, draws=20)
+    assert set(bias.camera_settings()) <= set(rows) and set(noises.PROCESSES) <= set(rows)
+    assert min(rows['camera, bright'].values()) > 40

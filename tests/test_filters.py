@@ -3,6 +3,7 @@ import inspect
 
 import pytest
 import torch
+from PIL import Image
 
 from Miniproject_2.model import Model
 from Miniproject_2.others import data, families, filters, noises
@@ -69,6 +70,10 @@ def test_the_families_have_their_noise():
     hit = impulses != 128
     assert 0.08 < hit.all(1).float().mean() < 0.12  # 10% of pixels, all channels at once
     assert torch.equal(hit.any(1), hit.all(1)) and set(impulses[hit].tolist()) == {0, 255}
+    (stuck,) = family('stuck pixels, 10%').process(clean, generator, 1)
+    hit = stuck != 128
+    assert 0.08 < hit.all(1).float().mean() < 0.12 and torch.equal(hit.any(1), hit.all(1))
+    assert (stuck[:, :1] == stuck).all() and set(stuck[hit].tolist()) == {0, 255}
     (photon,) = family('Poisson-Gaussian, 20 photons + sigma 10').process(clean, generator, 1)
     photon = photon.float() - 128
     # Poisson at peak 20 (variance 128/255 * 20 photons of 255/20 each) plus sigma 10.
@@ -78,17 +83,28 @@ def test_the_families_have_their_noise():
 
 
 def test_the_held_out_families_are_not_in_the_training_mixture():
-    """A held-out row is a process the mixture lacks, or a mixture family's beyond the
-    range the mixture draws from: pixelation factors, correlated noise's widths."""
-    def name(process):
-        return process.func.__name__ if hasattr(process, 'func') else process.__name__
+    """A held-out row is a process the mixture lacks, or a mixture family's beyond what the
+    mixture draws: pixelation factors, correlated noise's widths, the camera's demosaicing
+    algorithms and tone curves."""
+    def name(process):  # its family's, in noises.PROCESSES
+        function = getattr(process, 'func', process)
+        return next(name for name, f in noises.PROCESSES.items() if f is function)
+
+    def default(process, parameter):
+        return inspect.signature(process).parameters[parameter].default
     held_out = [f for f in families.FAMILIES if f.held_out and f.process is not None]
     beyond = [f for f in held_out if name(f.process) in noises.MIXTURE_FAMILIES]
     assert {name(f.process) for f in held_out if f not in beyond} == set(
         noises.HELD_OUT_FAMILIES)
-    widest = inspect.signature(noises.correlated).parameters['width'].default[1]
-    assert beyond and all(name(f.process) == 'correlated'
-                          and f.process.keywords['width'][0] > widest for f in beyond)
+    widest = default(noises.correlated, 'width')[1]
+    cameras = [f.process.keywords for f in beyond if name(f.process) == 'camera']
+    assert all(f.process.keywords['width'][0] > widest
+               for f in beyond if name(f.process) == 'correlated')
+    assert {name(f.process) for f in beyond} == {'correlated', 'camera'}
+    trained = [default(noises.camera_pipeline, parameter) for parameter in ('demosaicing',
+                                                                           'curves')]
+    assert all(not set(camera.get('demosaicing', ())) <= set(trained[0])
+               or not set(camera.get('curves', ())) <= set(trained[1]) for camera in cameras)
     assert all(f.factors[0] > data.MIXTURE_FACTOR_RANGE[1]
                for f in families.FAMILIES if f.held_out and f.factors)
 
@@ -112,3 +128,24 @@ def test_evaluate_scores_every_family_and_keeps_examples(tmp_path):
         assert all(v.shape == (2, 3, 16, 16) and v.dtype == torch.uint8
                    for v in shown[name].values())
         assert torch.equal(shown[name]['noisy'], sets[name][0][:2])
+
+
+def test_families_measure_a_camera_against_its_reference(monkeypatch):
+    """A camera's row keeps the image its noisy copies are versions of as its clean one; the
+    other rows keep the course's clean images."""
+    photo = Image.fromarray(_images(n=1, size=48)[0].permute(1, 2, 0).numpy()).resize(
+        (400, 400), Image.BICUBIC)
+    monkeypatch.setattr(families, 'fetch_validation_photos',
+                        lambda cache: [data.Photo('test', 'photo', photo.copy)])
+    monkeypatch.setattr(families, 'N_IMAGES', 3)
+    chosen = ("pixelation, f 10-30 (the course's)", 'Gaussian, sigma 50',
+              'camera pipeline, dark, JPEG q90')
+    rows = [f for f in families.FAMILIES if f.name in chosen]
+    monkeypatch.setattr(families, 'FAMILIES', tuple(rows))
+    sets = families.families(None)
+    course = sets[chosen[0]][1]
+    assert torch.equal(sets[chosen[1]][1], course)
+    reference, (noisy,) = noises.with_reference(rows[2].process, course,
+                                                torch.Generator().manual_seed(2), 1)
+    assert torch.equal(sets[chosen[2]][1], reference) and not torch.equal(reference, course)
+    assert torch.equal(sets[chosen[2]][0], noisy)

@@ -11,11 +11,19 @@ Families (``N_IMAGES`` images each, seeded; clean images are the block means of 
 squares of the validation photos, as in ``val_data.pkl``): ``FAMILIES``, each made by a
 process of ``noises`` (or pixelation) with its parameters fixed. Those marked held out are
 kept out of the blind model's training mixture: uniform, speckle and luminance noise,
-pixelation by factors of 40-60, beyond the mixture's 2-30, and correlated noise of width 2,
-beyond the mixture's 0.5-1.5. A factor is cut to what the square allows (photos are never
-upsampled), and the validation photos' short sides of 300-512 px stop it at about 16; so
-that row pixelates squares of the (much larger) training photos: new crops and draws, but
-photos the networks have seen.
+Gaussian noise through a JPEG, pixelation by factors of 40-60, beyond the mixture's 2-30,
+correlated noise of width 2, beyond the mixture's 0.5-1.5, and a camera's noise through a
+demosaicing algorithm (pixel replication) or a tone curve (log) the mixture's camera never
+uses. A factor is cut to what the square allows (photos are never upsampled), and the
+validation photos' short sides of 300-512 px stop it at about 16; so that row pixelates
+squares of the (much larger) training photos: new crops and draws, but photos the networks
+have seen. Stuck pixels (black or white, all channels alike) are in training: the
+mixture's whole-pixel salt and pepper draws them a quarter of the time.
+
+The camera's rows and the JPEG one are measured against what their noisy copies are
+versions of, the noise-free image through the same pipeline (``noises.with_reference``):
+the detail that demosaicing and JPEG take from a 32 x 32 image is lost in every copy, so
+no denoiser trained on pairs can bring it back.
 
 Each row gives the noisy input's PSNR, the best classical filter's (``filters.tune``, tuned
 on that family), and each weights file's, with the self-ensemble ``predict`` applies.
@@ -85,11 +93,25 @@ FAMILIES = (
            process=_fixed(noises.correlated, sigma=(20, 20), width=(1, 1))),
     Family('spatially correlated, sigma 20, width 2', held_out=True,
            process=_fixed(noises.correlated, sigma=(20, 20), width=(2, 2))),
+    # last too, for the same reason; each against the camera's noise-free rendering
+    Family('camera pipeline, bright', process=noises.camera_at('bright')),
+    Family('camera pipeline, bright, JPEG q90', process=noises.camera_at('bright', 90)),
+    Family('camera pipeline, dark', process=noises.camera_at('dark')),
+    Family('camera pipeline, dark, JPEG q90', process=noises.camera_at('dark', 90)),
+    Family('camera pipeline, dark, pixel-replication demosaicing', held_out=True,
+           process=noises.camera_at('dark', demosaicing=('nearest',))),
+    Family('camera pipeline, dark, log tone curve', held_out=True,
+           process=noises.camera_at('dark', curves=('log',))),
+    Family('stuck pixels, 10%',
+           process=_fixed(noises.impulses, rate=(0.1, 0.1), over_gaussian_share=0,
+                          stuck_share=1)),
+    Family('Gaussian 15 + JPEG q85', held_out=True, process=noises.gaussian_jpeg),
 )
 
 
 def families(cache, seed=0):
-    """{family name: (noisy, clean)}, uint8 batches N x 3 x 32 x 32, for ``FAMILIES``."""
+    """{family name: (noisy, clean)}, uint8 batches N x 3 x 32 x 32, for ``FAMILIES``; a
+    camera's ``clean`` is its reference (``noises.with_reference``)."""
     photos = {False: fetch_validation_photos(cache)}
     course_clean = None
     result = {}
@@ -107,8 +129,7 @@ def families(cache, seed=0):
             if course_clean is None:
                 raise ValueError(f'{family.name}: FAMILIES must list the course\'s pixelation '
                                  '(f 10-30), whose clean images it takes, before it')
-            clean = course_clean
-            (noisy,) = family.process(clean, generator, 1)
+            clean, (noisy,) = noises.with_reference(family.process, course_clean, generator, 1)
         result[family.name] = noisy, clean
     assert all(noisy.shape[-1] == PATCH_SIZE for noisy, _ in result.values())
     return result
