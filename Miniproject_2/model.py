@@ -1904,14 +1904,15 @@ class Trainer:
             optimizer, state['epochs_done'], state['pretrained']
 
     def train(self, train_input, train_target, num_epochs, *, robust=None, start_epoch=0,
-              on_epoch_end=None, log=None):
+              end_epoch=None, on_epoch_end=None, log=None):
         """Train on pairs of 0-255 images for ``num_epochs`` epochs (the schedule's length).
 
         ``robust``: a bool per pair, (N,), marking the pairs whose noise's median, not mean,
         is the clean image (``RobustMSE``); None for none. The peak learning rate is
         ``peak_lr``, and the warm-up spares pretrained weights the full-size first steps of
         a fresh Adam. ``start_epoch``/``on_epoch_end(epoch)`` let a caller resume a schedule
-        and checkpoint between epochs. Progress lines go to ``log``: a text stream,
+        and checkpoint between epochs, and ``end_epoch`` stop it early (after that many
+        epochs of the ``num_epochs`` schedule, to go on later). Progress lines go to ``log``: a text stream,
         ``sys.stderr`` (as it is at the call) when None, or none when False."""
         source = _as_images(train_input, 'train_input')
         target = _as_images(train_target, 'train_target')
@@ -1942,7 +1943,7 @@ class Trainer:
         n, batch = source.shape[0], recipe.batch_size
         steps_per_epoch = math.ceil(n / batch)
         total_steps = num_epochs * steps_per_epoch
-        for epoch in range(start_epoch, num_epochs):
+        for epoch in range(start_epoch, num_epochs if end_epoch is None else end_epoch):
             order = list(range(n))
             rng = random.Random(recipe.seed * 100003 + epoch)
             rng.shuffle(order)

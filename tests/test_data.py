@@ -204,7 +204,7 @@ def test_family_weights_from_the_command_line(tmp_path, fake_sources, capsys):
                "--family-weights", "gaussian=3", "impulses=0"])
     stats = json.loads((tmp_path / data.STATS_FILE).read_text())
     assert stats["family_weights"] == {"gaussian": 3, "poisson-gaussian": 1, "impulses": 0,
-                                       "correlated": 1, "camera": 1}
+                                       "correlated": 1, "camera": 1, "stuck-pixels": 1}
     assert "impulses" not in stats["train_pairs_per_family"]
     with pytest.raises(SystemExit):
         data.main(["--out", str(tmp_path), "--family-weights", "gaussian"])
@@ -214,7 +214,7 @@ def test_family_weights_from_the_command_line(tmp_path, fake_sources, capsys):
     assert "--noise mixture only" in capsys.readouterr().err
     for bad, message in ((["--family-weights", "blur=1"], "unknown mixture families"),
                          (["--family-weights", "gaussian=0", "poisson-gaussian=0", "impulses=0",
-                           "correlated=0", "camera=0"], "not all 0"),
+                           "correlated=0", "camera=0", "stuck-pixels=0"], "not all 0"),
                          (["--pixelation-share", "1.5"], "pixelation_share must be in")):
         with pytest.raises(SystemExit):
             data.main(["--out", str(tmp_path / "bad"), "--noise", "mixture", *bad])
@@ -252,13 +252,13 @@ def test_build_with_the_mixture(tmp_path, fake_sources):
     """Training pairs of every family with their families file; validation pairs are the
     pixelation build's clean images with the same mixture of noises, but for a camera's
     pairs, whose clean image is the camera's noise-free rendering."""
-    stats = data.build(tmp_path / "mix", n_train=300, n_val=200, seed=2, noise="mixture",
+    stats = data.build(tmp_path / "mix", n_train=420, n_val=200, seed=2, noise="mixture",
                        pixelation_share=0.4)
     data.build(tmp_path / "pixelation", n_train=5, n_val=200, seed=2)
     saved = torch.load(tmp_path / "mix" / data.TRAIN_FAMILIES_FILE, weights_only=True)
-    assert saved["families"][0] == "pixelation" and saved["index"].shape == (300,)
-    counts = saved["index"].bincount(minlength=6)
-    assert 90 < counts[0] < 150 and (counts[1:] > 25).all()
+    assert saved["families"][0] == "pixelation" and saved["index"].shape == (420,)
+    counts = saved["index"].bincount(minlength=len(saved["families"]))
+    assert 130 < counts[0] < 210 and (counts[1:] > 25).all()
     assert stats["train_pairs_per_family"]["pixelation"] == counts[0]
     assert stats["factor_range"] == list(data.MIXTURE_FACTOR_RANGE)
     mixed, clean = torch.load(tmp_path / "mix" / data.VAL_FILE, weights_only=True)

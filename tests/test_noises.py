@@ -82,7 +82,7 @@ def test_the_mixture_gives_pixelation_its_share_and_the_rest_evenly(share):
 def test_family_weights_set_the_other_families_proportions():
     families = noises.mixture_families(6000, 0.5, generator(),
                                        {'gaussian': 3, 'impulses': 0, 'correlated': 0,
-                                        'camera': 0})
+                                        'camera': 0, 'stuck-pixels': 0})
     others = [f for f in families if f != 'pixelation']
     assert 'impulses' not in others
     assert others.count('gaussian') / len(others) == pytest.approx(3 / 4, abs=0.03)
@@ -136,11 +136,12 @@ def test_apply_mixture_makes_a_camera_s_reference_the_clean_image():
 
 
 def test_a_mixture_without_camera_draws_as_before_the_camera_existed():
-    """Earlier mixture folders rebuild byte for byte with ``camera=0``: the families and the
-    copies (impulses without stuck pixels draw what they drew) hash as commit 376ff35's."""
+    """Earlier mixture folders rebuild byte for byte with ``camera=0 stuck-pixels=0``: the
+    families and the copies (impulses without stuck pixels draw what they drew) hash as
+    commit 376ff35's."""
     g = generator()
     clean = torch.randint(0, 256, (40, 3, 8, 8), generator=g, dtype=torch.uint8)
-    families = noises.mixture_families(40, 0.3, g, {'camera': 0})
+    families = noises.mixture_families(40, 0.3, g, {'camera': 0, 'stuck-pixels': 0})
     copies = noises.apply_mixture(clean, [clean.clone(), clean.clone()], families, g)
     digest = hashlib.sha256(' '.join(families).encode()
                             + b''.join(copy.numpy().tobytes() for copy in copies))
@@ -178,8 +179,8 @@ def test_pixelation_positions_are_uniform_independent_and_unbiased():
 
 def test_stuck_pixels_are_black_or_white_on_all_channels():
     clean = torch.full((400, 3, 8, 8), 100, dtype=torch.uint8)
-    (noisy,) = noises.impulses(clean, generator(), 1, rate=(0.1, 0.1), over_gaussian_share=0,
-                               stuck_share=1)
+    (noisy,) = noises.stuck_pixels(clean, generator(), 1, rate=(0.1, 0.1),
+                                   over_gaussian_share=0)
     hit = noisy != 100
     assert torch.equal(hit.any(1), hit.all(1))
     assert (noisy[:, :1] == noisy).all() and set(noisy[hit].tolist()) == {0, 255}

@@ -103,8 +103,7 @@ FAMILIES = (
     Family('camera pipeline, dark, log tone curve', held_out=True,
            process=noises.camera_at('dark', curves=('log',))),
     Family('stuck pixels, 10%',
-           process=_fixed(noises.impulses, rate=(0.1, 0.1), over_gaussian_share=0,
-                          stuck_share=1)),
+           process=_fixed(noises.stuck_pixels, rate=(0.1, 0.1), over_gaussian_share=0)),
     Family('Gaussian 15 + JPEG q85', held_out=True, process=noises.gaussian_jpeg),
 )
 

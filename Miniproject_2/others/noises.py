@@ -16,6 +16,7 @@ Training families (``MIXTURE_FAMILIES``; pixelation, the course's, comes from ``
   none by default);
 - ``correlated``: Gaussian noise smoothed by a Gaussian kernel of width uniform in
   [0.5, 1.5] pixels, then of sigma uniform in [0, 40];
+- ``stuck-pixels``: ``impulses`` whose hits are all stuck pixels (``stuck_pixels``);
 - ``camera``: noise as a camera makes it (``camera_pipeline``): the tone curve undone, a
   Bayer mosaic (``phases``, any of 4), Poisson shot and Gaussian read noise at levels drawn
   jointly as Brooks et al. (CVPR 2019) do (log shot level uniform in [log 1e-4, log 2e-2],
@@ -46,7 +47,8 @@ import math
 import torch
 from PIL import Image
 
-MIXTURE_FAMILIES = ('gaussian', 'poisson-gaussian', 'impulses', 'correlated', 'camera')
+MIXTURE_FAMILIES = ('gaussian', 'poisson-gaussian', 'impulses', 'correlated', 'camera',
+                    'stuck-pixels')
 # Trained with the absolute loss: their median is the clean image (a camera's reference).
 ROBUST_FAMILIES = MIXTURE_FAMILIES
 
@@ -441,10 +443,17 @@ def gaussian_jpeg(clean, generator, draws, **parameters):
     return gaussian_jpeg_pipeline(clean, generator, draws, **parameters)[1]
 
 
+def stuck_pixels(clean, generator, draws, **parameters):
+    """A sensor's stuck pixels: ``impulses`` whose every hit sets a pixel's three channels
+    to 0 (dead) or all to 255 (hot), at a rate uniform in ``rate``, alone or over Gaussian
+    noise as ``impulses`` draws it."""
+    return impulses(clean, generator, draws, **{'stuck_share': 1.0, **parameters})
+
+
 PROCESSES = {'gaussian': gaussian, 'poisson-gaussian': poisson_gaussian,
              'impulses': impulses, 'uniform': uniform, 'speckle': speckle,
              'luminance': luminance, 'correlated': correlated, 'camera': camera,
-             'gaussian-jpeg': gaussian_jpeg}
+             'gaussian-jpeg': gaussian_jpeg, 'stuck-pixels': stuck_pixels}
 HELD_OUT_FAMILIES = ('uniform', 'speckle', 'luminance', 'gaussian-jpeg')
 # The processes whose copies are noisy versions of another image than the clean one: each
 # one's function giving (that reference, the copies) from the same arguments.

@@ -21,7 +21,8 @@ network), ``--widths``, ``--skip``, ``--activation``, ``--upsampling``, ``--lr``
 ``--framework torch`` (the torch.nn twin trained by autograd with the same recipe),
 ``--squared-loss`` (plain MSE on a mixture's every pair: see ``noises``).
 ``--init`` starts from saved weights instead of random ones, for a second schedule (a warm
-restart) whose peak is ``--lr``.
+restart) whose peak is ``--lr``. ``--stop-after N`` stops once N epochs of the schedule are
+done, to go on in a later sitting.
 """
 import argparse
 import json
@@ -110,8 +111,10 @@ def run_folder(kind, label):
     return Path('results/runs') / '-'.join([kind, *filter(None, words)])
 
 
-def train_run(settings, data, run, out=None):
-    """Train (or resume) the run described by ``settings``; return its log and model."""
+def train_run(settings, data, run, out=None, stop_after=None):
+    """Train (or resume) the run described by ``settings``; return its log and model. With
+    ``stop_after``, stop once that many epochs of its schedule are done (a later call goes
+    on)."""
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
     checkpoint_path, log_path = run / 'checkpoint.pt', run / 'log.json'
@@ -134,7 +137,8 @@ def train_run(settings, data, run, out=None):
         log['init_val_psnr'] = validation_psnr(model, *data[1])
         if out is not None:  # the best so far: an epoch replaces them only if it beats them
             model.save(out)
-    if model.trainer.epochs_done >= settings['epochs']:
+    end = settings['epochs'] if stop_after is None else min(stop_after, settings['epochs'])
+    if model.trainer.epochs_done >= end:
         print(f'{run} is complete ({model.trainer.epochs_done} epochs)', file=sys.stderr)
         return log, model
 
@@ -166,7 +170,7 @@ def train_run(settings, data, run, out=None):
 
     model.train(train_a, train_b, settings['epochs'],
                 robust=robust_pairs(settings['data'], train_a.shape[0], settings),
-                start_epoch=model.trainer.epochs_done, on_epoch_end=end_of_epoch)
+                start_epoch=model.trainer.epochs_done, end_epoch=end, on_epoch_end=end_of_epoch)
     return log, model
 
 
@@ -203,7 +207,11 @@ def parse_settings(argv=None):
     parser.add_argument('--seed', type=int, default=defaults['seed'])
     parser.add_argument('--init', help='start from these weights (a .pth file) instead of '
                         'random ones; --lr is then the peak of the new schedule')
+    parser.add_argument('--stop-after', type=int, metavar='N',
+                        help='stop after N epochs of the schedule (run again to go on)')
     args = parser.parse_args(argv)
+    if args.stop_after is not None and args.stop_after < 1:
+        parser.error(f'--stop-after must be at least 1, got {args.stop_after}')
     settings = {'data': str(args.data), 'epochs': args.epochs, 'network': args.network,
                 'widths': [int(w) for w in args.widths.split(',')], 'skip': args.skip,
                 'activation': args.activation, 'upsampling': args.upsampling, 'lr': args.lr,
@@ -219,7 +227,7 @@ def parse_settings(argv=None):
 
 def main(argv=None):
     settings, args = parse_settings(argv)
-    log, _ = train_run(settings, load_pairs(args.data), args.run, args.out)
+    log, _ = train_run(settings, load_pairs(args.data), args.run, args.out, args.stop_after)
     best = max(log['epochs'], key=lambda e: e['val_psnr'])
     start = log.get('init_val_psnr', -math.inf)
     if start >= best['val_psnr']:

@@ -1,0 +1,128 @@
+"""The shipped weights from scratch in one command: build the data, train, ship.
+
+    python -m Miniproject_2.others.recipe                     # the blind (shipped) weights
+    python -m Miniproject_2.others.recipe --model pixelation  # the same recipe, course noise
+    python -m Miniproject_2.others.recipe --model gaussian    # the same recipe, Gaussian noise
+    python -m Miniproject_2.others.recipe --check 2           # the first 2 epochs again
+
+Each model (``MODELS``) has its data folder, built from the photos if it is missing
+(``data.ensure_data``), and its run folder ``results/runs/recipe-<model>``: ``EPOCHS``
+epochs from random weights, one warm-up and cosine schedule, the training defaults of
+``train`` (``Recipe``), seed 0. The run checkpoints every epoch and the same command resumes
+it where it stopped; ``--stop-after N`` stops after N epochs of the schedule, to go on in a
+later sitting. When the blind run is complete, its best epoch's weights are copied to
+``Miniproject_2/bestmodel.pth``; the other two are the specialists it is measured against,
+trained alike (same budget, same seed, their own noise).
+
+The blind model's pairs (``FAMILY_WEIGHTS``): half pixelated as the course's (factors
+2-30), half of the mixture's other families in these proportions, the camera's pipeline
+weighted as much as Gaussian noise: the noise of real photographs, which the families drawn
+pixel by pixel in sRGB did not teach.
+
+``--check N`` trains the model's first N epochs again, from the same seed and data, in a
+temporary folder, and compares each epoch's validation PSNR with the run's log: the log is
+what the command makes, within ``CHECK_TOLERANCE_DB`` (threads may sum in another order).
+"""
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from Miniproject_2.model import Model
+from Miniproject_2.others.data import ensure_data
+from Miniproject_2.others.train import load_pairs, parse_settings, train_run
+
+EPOCHS = 30
+FAMILY_WEIGHTS = {'gaussian': 3, 'poisson-gaussian': 2, 'impulses': 1, 'correlated': 1,
+                  'camera': 3, 'stuck-pixels': 1}
+MODELS = {
+    'blind': ('data-blind', dict(noise='mixture', pixelation_share=0.5,
+                                 family_weights=FAMILY_WEIGHTS)),
+    'pixelation': ('data', dict(noise='pixelation')),
+    'gaussian': ('data-gaussian', dict(noise='gaussian')),
+}
+CHECK_TOLERANCE_DB = 0.05
+
+
+def run_folder(model):
+    return Path('results/runs') / f'recipe-{model}'
+
+
+def settings_of(model, data_root):
+    """The ``train`` settings of ``model``'s run (its data folder under ``data_root``)."""
+    folder, _ = MODELS[model]
+    settings, _ = parse_settings(['--data', str(Path(data_root) / folder),
+                                  '--run', str(run_folder(model)), '--epochs', str(EPOCHS)])
+    return settings
+
+
+def build_data(model, data_root):
+    """``model``'s data folder, built if missing (the photos cached in ``data_root/data``)."""
+    folder, options = MODELS[model]
+    ensure_data(Path(data_root) / folder, cache=Path(data_root) / 'data' / 'cache', **options)
+
+
+def train(model, data_root, stop_after=None, ship_to=None):
+    """Build the data if needed, then train (or resume) ``model``'s run; return its log.
+    When the blind run is complete, its best weights are copied to ``ship_to``."""
+    build_data(model, data_root)
+    settings = settings_of(model, data_root)
+    run = run_folder(model)
+    log, _ = train_run(settings, load_pairs(settings['data']), run, run / 'bestmodel.pth',
+                       stop_after)
+    if model == 'blind' and ship_to is not None and len(log['epochs']) == EPOCHS:
+        shutil.copyfile(run / 'bestmodel.pth', ship_to)
+        print(f'copied the best epoch to {ship_to}', file=sys.stderr)
+    return log
+
+
+def check(model, data_root, epochs):
+    """Train ``model``'s first ``epochs`` epochs again in a temporary run folder; return
+    [(epoch, logged PSNR, rerun PSNR)], raising if the log has fewer epochs."""
+    logged = json.loads((run_folder(model) / 'log.json').read_text())
+    if len(logged['epochs']) < epochs:
+        raise ValueError(f'{run_folder(model)} has {len(logged["epochs"])} epochs logged, '
+                         f'fewer than the {epochs} to check')
+    settings = settings_of(model, data_root)
+    with tempfile.TemporaryDirectory() as folder:
+        rerun, _ = train_run(settings, load_pairs(settings['data']), folder,
+                             stop_after=epochs)
+    return [(first['epoch'], first['val_psnr'], again['val_psnr'])
+            for first, again in zip(logged['epochs'], rerun['epochs'])]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--model', choices=list(MODELS), default='blind')
+    parser.add_argument('--data-root', default='.',
+                        help='where the data folders are (or are built): data, data-blind, ...')
+    parser.add_argument('--stop-after', type=int, metavar='N',
+                        help='stop after N epochs of the schedule (run again to go on)')
+    parser.add_argument('--check', type=int, metavar='N',
+                        help="train the first N epochs again and compare with the run's log")
+    args = parser.parse_args(argv)
+    for name, value in (('--stop-after', args.stop_after), ('--check', args.check)):
+        if value is not None and value < 1:
+            parser.error(f'{name} must be at least 1, got {value}')
+    if args.check:
+        rows = check(args.model, args.data_root, args.check)
+        for epoch, logged, again in rows:
+            print(f'epoch {epoch}: logged {logged:.3f} dB, again {again:.3f} dB '
+                  f'({again - logged:+.3f})')
+        worst = max(abs(again - logged) for _, logged, again in rows)
+        if worst > CHECK_TOLERANCE_DB:
+            raise SystemExit(f'the rerun differs by {worst:.3f} dB, more than '
+                             f'{CHECK_TOLERANCE_DB} dB')
+        print(f'the log holds: largest difference {worst:.3f} dB')
+        return
+    log = train(args.model, args.data_root, args.stop_after, ship_to=Model.weights_path())
+    done = len(log['epochs'])
+    best = max(log['epochs'], key=lambda e: e['val_psnr'])
+    print(f'{run_folder(args.model)}: {done}/{EPOCHS} epochs, best validation PSNR '
+          f"{best['val_psnr']:.3f} dB at epoch {best['epoch']}")
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,46 @@
+"""The one-command recipe: it trains a model's run from its data folder, stops and resumes,
+ships the blind model's best weights, and checks its log by training again."""
+import json
+
+import pytest
+
+from Miniproject_2.others import recipe
+
+
+@pytest.fixture
+def tiny_recipe(data_folder, tmp_path, monkeypatch):
+    """The recipe on the tiny data folder (as the blind model's), 2 epochs, runs in tmp_path."""
+    monkeypatch.setattr(recipe, 'MODELS', {'blind': (data_folder.name, {})})
+    monkeypatch.setattr(recipe, 'EPOCHS', 2)
+    monkeypatch.setattr(recipe, 'run_folder', lambda model: tmp_path / 'runs' / model)
+    return data_folder.parent
+
+
+def test_a_run_stops_resumes_and_ships_its_best_epoch(tiny_recipe, tmp_path):
+    shipped = tmp_path / 'shipped.pth'
+    log = recipe.train('blind', tiny_recipe, stop_after=1, ship_to=shipped)
+    assert len(log['epochs']) == 1 and not shipped.exists()  # not complete: nothing shipped
+    log = recipe.train('blind', tiny_recipe, ship_to=shipped)
+    assert [e['epoch'] for e in log['epochs']] == [1, 2]
+    run = tmp_path / 'runs' / 'blind'
+    assert json.loads((run / 'log.json').read_text())['settings']['epochs'] == 2
+    assert shipped.read_bytes() == (run / 'bestmodel.pth').read_bytes()
+
+
+def test_the_check_trains_again_and_matches_the_log(tiny_recipe):
+    recipe.train('blind', tiny_recipe)
+    rows = recipe.check('blind', tiny_recipe, 2)
+    assert [epoch for epoch, _, _ in rows] == [1, 2]
+    assert all(abs(again - logged) <= recipe.CHECK_TOLERANCE_DB for _, logged, again in rows)
+    with pytest.raises(ValueError, match='fewer than the 3'):
+        recipe.check('blind', tiny_recipe, 3)
+
+
+def test_the_check_fails_on_a_log_the_recipe_does_not_make(tiny_recipe, tmp_path, capsys):
+    recipe.train('blind', tiny_recipe)
+    path = tmp_path / 'runs' / 'blind' / 'log.json'
+    log = json.loads(path.read_text())
+    log['epochs'][0]['val_psnr'] += 0.2
+    path.write_text(json.dumps(log))
+    with pytest.raises(SystemExit, match='differs by 0.200 dB'):
+        recipe.main(['--check', '1', '--data-root', str(tiny_recipe)])
