@@ -137,6 +137,25 @@ def test_symmetries_option_sets_the_self_ensemble(tmp_path, weights, model):
         assert torch.equal(as_tensor(result), expected)
 
 
+@pytest.mark.parametrize('size, expected', [((30, 22), 8), ((724, 724), 8), ((725, 724), 7),
+                                            ((1448, 1448), 2), ((2048, 2048), 1),
+                                            ((4000, 3000), 1)])
+def test_the_default_ensemble_follows_the_image_size(size, expected):
+    """All 8 flips/rotations up to half a megapixel, fewer above, 1 from 4 megapixels."""
+    assert denoise.symmetries_for(*size) == expected
+
+
+def test_the_default_ensemble_is_said_and_used(tmp_path, weights, model, capsys, monkeypatch):
+    monkeypatch.setattr(denoise, 'PIXEL_PASSES', 30 * 22 * 3)  # 3 passes of this image
+    image = make_image('RGB', 30, 22)
+    image.save(tmp_path / 'in.png')
+    run(tmp_path / 'in.png', tmp_path / 'out.png', '--weights', weights)
+    assert '30x22, 3 flips/rotations averaged' in capsys.readouterr().err
+    expected = model.predict(as_tensor(image), symmetries=3).round().to(torch.uint8)
+    with Image.open(tmp_path / 'out.png') as result:
+        assert torch.equal(as_tensor(result), expected)
+
+
 @pytest.mark.parametrize('bad', ['0', '9', 'two'])
 def test_bad_symmetries_option(tmp_path, weights, capsys, bad):
     make_image('RGB').save(tmp_path / 'in.png')

@@ -50,8 +50,10 @@ Clean images (``sample_pixelated``)
     ``--noise mixture`` pixelates the training squares with f in ``MIXTURE_FACTOR_RANGE``
     ([2, 30]), then gives each pair, with probability 1 - ``--pixelation-share``, the noise
     of one of ``noises.MIXTURE_FAMILIES`` (Gaussian, Poisson-Gaussian, impulses, spatially
-    correlated; in proportion to ``--family-weights``, equal by default) instead, both
-    copies drawn on the pair's clean image; its validation pairs are the pixelation ones
+    correlated, a camera's pipeline, stuck pixels; in proportion to ``--family-weights``,
+    equal by default) instead, both copies drawn on the pair's clean image (a camera's
+    pair then has the camera's noise-free rendering as its clean image:
+    ``noises.with_reference``); its validation pairs are the pixelation ones
     (the course's factors) with the same mixture, so that each epoch's validation measures
     what the run optimises; the course's pixelation is measured on a pixelation folder's
     ``val_data.pkl``.
