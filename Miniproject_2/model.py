@@ -345,6 +345,10 @@ class Tuning:
     # own products (``_TorchBits``): ATen computes such an image with one GEMM per product,
     # and hands larger ones to oneDNN, whose bits no GEMM of ours reproduces.
     torch_bits_values: int
+    # ``Denoiser.predict``'s default tile side: a tile also computes its margins, 1.56x its
+    # pixels at 512 and 1.27x at 1024, whose widest activation (48 channels of 1152 x 1152
+    # pixels) holds 250 MB.
+    predict_tile: int
 
 
 # On a CPU: chunks of 2 MiB, so that each of two GEMM threads reads its half from its own
@@ -354,13 +358,13 @@ class Tuning:
 _CPU = Tuning(chunk_bytes=2 << 20, paired_channels=(9, 24), column_major_channels=8,
               taps_first_channels=8,
               whole_padding_values=1 << 20, column_sum_width=512,
-              activation_part_values=1 << 18, torch_bits_values=20480)
+              activation_part_values=1 << 18, torch_bits_values=20480, predict_tile=1024)
 # Elsewhere (a GPU) a chunk or a part is one more kernel launch and no cache would hold it,
 # and pairs and border-only padding are unmeasured, so off; the rest as on a CPU.
 _ELSEWHERE = Tuning(chunk_bytes=None, paired_channels=None, column_major_channels=8,
                     taps_first_channels=8,
                     whole_padding_values=math.inf, column_sum_width=512,
-                    activation_part_values=None, torch_bits_values=20480)
+                    activation_part_values=None, torch_bits_values=20480, predict_tile=1024)
 
 
 def tuning(device):
@@ -1693,7 +1697,7 @@ class Denoiser:
         field and tiles stitch without seams (a test checks tiled == untiled)."""
         return 8 * self.total_stride
 
-    def predict(self, images, *, symmetries=8, tile=512, pixels_per_pass=2 ** 16,
+    def predict(self, images, *, symmetries=8, tile=None, pixels_per_pass=2 ** 16,
                 progress=None):
         """Denoise 0-255 images ((N, 3, H, W) or (3, H, W), uint8 or float, any size);
         returns float 0-255, same shape and device.
@@ -1702,7 +1706,8 @@ class Denoiser:
         square (1..8, a self-ensemble: each sees the noise in another orientation, so errors
         partly cancel; 1 is the network alone, 8 times faster). ``tile``: larger images go
         through the network tile by tile (seamlessly; tiles overlap by their context
-        margins, so a 512x512 image in tiles of 256 took 1.4-1.6x as long as whole).
+        margins, so a 512x512 image in tiles of 256 took 1.4-1.6x as long as whole); None
+        takes the device's ``Tuning.predict_tile``.
         ``pixels_per_pass``: images per pass so that a pass sees about this many pixels
         (bounds memory; on 1,000 images of 32x32, 2^16 took 3-4% less time than 2^15 and
         10-12% less than 2^17, whose activations are fresh memory, slow to touch first). The
@@ -1710,6 +1715,7 @@ class Denoiser:
         ``progress(done, total)``, if given, is called after each pass of the network."""
         batch = _as_images(images, 'test_input')
         _check_count(symmetries, 'symmetries', high=8)
+        tile = tuning(self.device).predict_tile if tile is None else tile
         _check_count(tile, 'tile')
         _check_count(pixels_per_pass, 'pixels_per_pass')
         output = batch.new_empty(batch.shape).float()

@@ -7,8 +7,8 @@
 
 Each model (``MODELS``) has its data folder, built from the photos if it is missing
 (``data.ensure_data``), and its run folder ``results/runs/recipe-<model>``: ``EPOCHS``
-epochs from random weights, one warm-up and cosine schedule, the training defaults of
-``train`` (``Recipe``), seed 0. The run checkpoints every epoch and the same command resumes
+epochs from random weights, one warm-up and cosine schedule to a peak of ``PEAK_LR``, the
+other training defaults of ``train`` (``Recipe``), seed 0. The run checkpoints every epoch and the same command resumes
 it where it stopped; ``--stop-after N`` stops after N epochs of the schedule, to go on in a
 later sitting. When the blind run is complete, its best epoch's weights are copied to
 ``Miniproject_2/bestmodel.pth``; the other two are the specialists it is measured against,
@@ -35,6 +35,9 @@ from Miniproject_2.others.data import ensure_data
 from Miniproject_2.others.train import load_pairs, parse_settings, train_run
 
 EPOCHS = 30
+# Half train's default: at 2e-3 the blind run's weights blew up within its first epoch (step
+# 928: the loss of a batch from 0.01 to 3297, every image's output off by 60-200).
+PEAK_LR = 1e-3
 FAMILY_WEIGHTS = {'gaussian': 3, 'poisson-gaussian': 2, 'impulses': 1, 'correlated': 1,
                   'camera': 3, 'stuck-pixels': 1}
 MODELS = {
@@ -54,7 +57,8 @@ def settings_of(model, data_root):
     """The ``train`` settings of ``model``'s run (its data folder under ``data_root``)."""
     folder, _ = MODELS[model]
     settings, _ = parse_settings(['--data', str(Path(data_root) / folder),
-                                  '--run', str(run_folder(model)), '--epochs', str(EPOCHS)])
+                                  '--run', str(run_folder(model)), '--epochs', str(EPOCHS),
+                                  '--lr', str(PEAK_LR)])
     return settings
 
 
