@@ -345,6 +345,12 @@ class Tuning:
     # own products (``_TorchBits``): ATen computes such an image with one GEMM per product,
     # and hands larger ones to oneDNN, whose bits no GEMM of ours reproduces.
     torch_bits_values: int
+    # Forward only, stride-1 convolutions of at least this many input channels, whose input
+    # padded has at most ``shifted_rows_overhead`` times the output's pixels, take
+    # ``_shifted_rows``: no patch matrix, a GEMM per tap, a little more arithmetic on the
+    # padded grid. With fewer channels each tap's GEMM is too thin to pay.
+    shifted_rows_channels: int
+    shifted_rows_overhead: float
     # ``Denoiser.predict``'s default tile side: a tile also computes its margins, 1.56x its
     # pixels at 512 and 1.27x at 1024, whose widest activation (48 channels of 1152 x 1152
     # pixels) holds 250 MB.
@@ -358,13 +364,15 @@ class Tuning:
 _CPU = Tuning(chunk_bytes=2 << 20, paired_channels=(9, 24), column_major_channels=8,
               taps_first_channels=8,
               whole_padding_values=1 << 20, column_sum_width=512,
-              activation_part_values=1 << 18, torch_bits_values=20480, predict_tile=1024)
+              activation_part_values=1 << 18, torch_bits_values=20480,
+              shifted_rows_channels=8, shifted_rows_overhead=1.3, predict_tile=1024)
 # Elsewhere (a GPU) a chunk or a part is one more kernel launch and no cache would hold it,
 # and pairs and border-only padding are unmeasured, so off; the rest as on a CPU.
 _ELSEWHERE = Tuning(chunk_bytes=None, paired_channels=None, column_major_channels=8,
                     taps_first_channels=8,
                     whole_padding_values=math.inf, column_sum_width=512,
-                    activation_part_values=None, torch_bits_values=20480, predict_tile=1024)
+                    activation_part_values=None, torch_bits_values=20480,
+                    shifted_rows_channels=8, shifted_rows_overhead=1.3, predict_tile=1024)
 
 
 def tuning(device):
@@ -386,8 +394,10 @@ def _backend(image, scale=1):
 class _Backend:
     """The three products, each on (N, C, H, W) images of any strides, returning an image:
 
-    - ``product(x, weight, bias, g, epilogue=None)``: conv(x, W) + b, then ``epilogue`` (an
-      in-place element-wise function, a fused activation) on each chunk while in cache;
+    - ``product(x, weight, bias, g, epilogue=None, forward_only=False)``: conv(x, W) + b,
+      then ``epilogue`` (an in-place element-wise function, a fused activation) on each
+      chunk while in cache; ``forward_only``: no backward will read the output, which may
+      then be a view with gaps;
     - ``adjoint(dy, weight, bias, size, g)``: col2im(dY W) + b, of spatial ``size``;
     - ``weight_grad(x, dy, weight_grad, g)``: dW += dY^T X, into ``weight_grad``, shaped as W;
 
@@ -408,11 +418,16 @@ class _Backend:
 
 class _Gemms(_Backend):
 
-    def product(self, x, weight, bias, g, epilogue=None):
-        n = x.shape[0]
-        ho, wo = g.output_size(*x.shape[2:])
-        if g.stride == (1, 1) and weight.shape[0] <= tuning(x.device).taps_first_channels:
+    def product(self, x, weight, bias, g, epilogue=None, forward_only=False):
+        n, c, h, w = x.shape
+        ho, wo = g.output_size(h, w)
+        settings = tuning(x.device)
+        if g.stride == (1, 1) and weight.shape[0] <= settings.taps_first_channels:
             return _image_view(_taps_first_rows(x, weight, bias, g, epilogue), n, ho, wo)
+        padded_pixels = (h + 2 * g.padding[0]) * (w + 2 * g.padding[1])
+        if (forward_only and g.stride == (1, 1) and c >= settings.shifted_rows_channels
+                and padded_pixels <= settings.shifted_rows_overhead * ho * wo):
+            return _shifted_rows(x, weight, bias, g, epilogue)
         pixels = _pixels_per_row(weight.shape[0], wo, g, x.device)
         return _image_view(_product_rows(x, weight, bias, g, pixels, epilogue=epilogue),
                            n, ho, wo)
@@ -543,6 +558,42 @@ def _taps_first_rows(x, weight, bias, g, epilogue=None):
     return out.view(-1, o)
 
 
+def _shifted_rows(x, weight, bias, g, epilogue=None):
+    """Y = conv(x, W) + b at stride 1 with no patch matrix, as an (N, C, Ho, Wo) view of an
+    (N, Hp, Wp, O) tensor, Hp x Wp the zero-padded input's size. On the padded input as an
+    (N*Hp*Wp, C) matrix, output pixel (y, x) of image n reads tap (i, j) at row n*Hp*Wp +
+    (y + i*dh)*Wp + x + j*dw: for a run of output rows, each tap is one GEMM of a run of
+    input rows shifted by the tap's offset, accumulated. The output is computed on the
+    padded grid, whose extra rows and columns (a fraction of a large image, 13% of a 32x32
+    one) are left out of the returned view. A chunk of rows (``Tuning.chunk_bytes`` of
+    input and output) is done with all its taps, its bias and ``epilogue`` while in cache."""
+    n, c, h, w = x.shape
+    o, _, kh, kw = weight.shape
+    ho, wo = g.output_size(h, w)
+    (ph, pw), (dh, dw) = g.padding, g.dilation
+    padded = _zero_padded(x.permute(0, 2, 3, 1), ph, pw)
+    hp, wp = padded.shape[1:3]
+    rows = padded.view(-1, c)
+    taps = weight.permute(2, 3, 1, 0).contiguous()  # each tap's (C, O) matrix in one piece
+    out = x.new_empty(n, hp, wp, o)
+    out_rows = out.view(-1, o)
+    end = (n - 1) * hp * wp + (ho - 1) * wp + wo  # after the last pixel of the last image
+    budget = tuning(x.device).chunk_bytes
+    step = end if budget is None else max(1, budget // ((c + o) * x.element_size()))
+    for first in range(0, end, step):
+        last = min(first + step, end)
+        target = out_rows[first:last]
+        for t in range(kh * kw):
+            i, j = divmod(t, kw)
+            offset = i * dh * wp + j * dw
+            target.addmm_(rows[first + offset:last + offset], taps[i, j], beta=0 if t == 0 else 1)
+        if bias is not None:
+            target.add_(bias)
+        if epilogue is not None:
+            epilogue(target)
+    return out[:, :ho, :wo].permute(0, 3, 1, 2)
+
+
 def _blocks(n, ho, wo, row_bytes, device):
     """(first image, end image, first row, end row) of each chunk of output pixels whose
     rows of ``row_bytes`` (of patch matrix) make about ``Tuning.chunk_bytes``: whole images
@@ -671,7 +722,7 @@ def _flipped_kernel(weight):
 
 class _TorchBits(_Backend):
 
-    def product(self, x, weight, bias, g, epilogue=None):
+    def product(self, x, weight, bias, g, epilogue=None, forward_only=False):
         """(O, Ho*Wo) = W unfold(x), started from the bias."""
         patches = unfold(x, **g.unfold_arguments())[0]
         out = x.new_empty(weight.shape[0], patches.shape[1])
@@ -825,7 +876,8 @@ class Conv2d(_ConvBase):
     def forward(self, input, *, epilogue=None):
         x, unbatched = self._batched_input(input, self.in_channels, self.weight.dtype)
         self._output_size(input.shape, *self.geometry.output_size(*x.shape[2:]))  # fits?
-        y = _backend(x).product(x, self.weight, self.bias, self.geometry, epilogue)
+        y = _backend(x).product(x, self.weight, self.bias, self.geometry, epilogue,
+                                not self.requires_backward)
         self._saved = (x, y.shape, unbatched)
         return self._unbatch(y, unbatched)
 
@@ -979,12 +1031,12 @@ class Upsampling(_ConvBase):
             up = self.upsample(x)
             self._saved = (x, out_shape, unbatched, up, None)
             return self._unbatch(backend.product(up, self.weight, self.bias, self.geometry,
-                                                 epilogue), unbatched)
+                                                 epilogue, not self.requires_backward), unbatched)
         taps, phase_weight = self._phase_kernels()
         bias = None if self.bias is None else self.bias.repeat(4)
         # Rows (n, a, b): image and 2x2 window; columns (r, t, o): phase and channel.
-        phases = _pixel_major(_GEMMS.product(x, phase_weight, bias, self._PHASE_GEOMETRY,
-                                             epilogue))
+        phases = _GEMMS.product(x, phase_weight, bias, self._PHASE_GEOMETRY, epilogue,
+                                not self.requires_backward).permute(0, 2, 3, 1)
         self._saved = (x, out_shape, unbatched, None, (taps, phase_weight))
         y = self._interleaved(phases.view(n, h + 1, w + 1, 2, 2, o))
         return self._unbatch(_image_view(y.reshape(-1, o), n, 2 * h, 2 * w), unbatched)

@@ -451,6 +451,25 @@ def test_taps_first_product_equals_the_patch_product(tune, g, bias, chunk_bytes,
     torch.testing.assert_close(run(8), run(0), rtol=1e-12, atol=1e-12)
 
 
+@settings(SETTINGS, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(g=conv_geometries(stride=st.just((1, 1)), padding=pairs(0, 3)), bias=st.booleans(),
+       chunk_bytes=st.sampled_from([None, 1, 256]), seed=seeds, phases=st.booleans())
+def test_shifted_rows_equal_the_patch_product(tune, g, bias, chunk_bytes, seed, phases):
+    """Forward only, stride-1 products may run as one GEMM per tap over shifted rows of the
+    padded input (``_shifted_rows``): the same output as the training pass's patch product,
+    up to float64 rounding, for any kernel, dilation and padding, in chunks or whole; and
+    so the phase upsampling, whose product it also computes."""
+    tune(taps_first_channels=0, shifted_rows_channels=1, shifted_rows_overhead=math.inf,
+         chunk_bytes=chunk_bytes, torch_bits_values=0)
+    x = in_layout(random_tensor(seed, g.input_shape, torch.float64), channels_last=True)
+    torch.manual_seed(seed)
+    module = (Upsampling(g.in_channels, g.out_channels, 3, padding=1, bias=bias).to(
+        dtype=torch.float64) if phases else conv(g, torch.float64, bias))
+    expected = module(x)
+    torch.testing.assert_close(module.requires_backward_(False)(x), expected,
+                               rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize('make', [
     lambda: Conv2d(3, 4, 3, stride=2, padding=1),
     lambda: TransposeConv2d(3, 4, 4, stride=2, padding=1),
