@@ -273,3 +273,21 @@ def test_build_with_the_mixture(tmp_path, fake_sources):
     sigma = torch.load(tmp_path / "mix" / data.VAL_SIGMA_FILE, weights_only=True)
     assert torch.allclose(sigma, (mixed.float() - clean.float()).flatten(1).pow(2).mean(1).sqrt())
     assert not (tmp_path / "pixelation" / data.TRAIN_FAMILIES_FILE).exists()
+
+
+def test_a_photo_subset_is_nested_and_the_build_draws_from_it(tmp_path, fake_sources, photos):
+    """``--training-photos K``: the first K of a fixed shuffle, so that a smaller subset is
+    inside a larger one; the training pairs come from those photos only, the validation
+    pairs do not change."""
+    names = [[p.name for p in data.photo_subset(photos, k)] for k in range(1, len(photos) + 1)]
+    assert all(set(small) < set(large) for small, large in zip(names, names[1:]))
+    assert sorted(names[-1]) == sorted(p.name for p in photos)
+    with pytest.raises(ValueError, match="training_photos must be in"):
+        data.photo_subset(photos, 0)
+    stats = data.build(tmp_path / "one", n_train=20, n_val=4, training_photos=1)
+    data.build(tmp_path / "all", n_train=20, n_val=4)
+    assert stats["training_photos"] == 1
+    assert sum(stats["train_photos_per_source"].values()) == 1
+    one, all_ = (torch.load(tmp_path / name / data.VAL_FILE, weights_only=True)
+                 for name in ("one", "all"))
+    assert all(torch.equal(a, b) for a, b in zip(one, all_))

@@ -1,6 +1,7 @@
 """The one-command recipe: it trains a model's run from its data folder, stops and resumes,
 ships the blind model's best weights, and checks its log by training again."""
 import json
+import shutil
 
 import pytest
 
@@ -61,3 +62,26 @@ def test_a_stand_in_built_otherwise_is_stale(tmp_path):
                            ({'family_weights': {'camera': 1}}, 'family weights')):
         (tmp_path / 'stats.json').write_text(json.dumps({**stats, **change}))
         assert reason in recipe.stale(tmp_path, options)
+
+
+def test_the_photo_curve_trains_on_nested_shares_at_equal_steps(data_folder, tmp_path,
+                                                                monkeypatch):
+    """One run per share of the pool, each on its own data folder (here a copy of the
+    tiny one), the same epochs for all; the best PSNRs written by photo count."""
+    built = []
+
+    def ensure_data(folder, **options):
+        built.append((folder.name, options['training_photos'], options['n_train']))
+        shutil.copytree(data_folder, folder, dirs_exist_ok=True)
+    monkeypatch.setattr(recipe, 'ensure_data', ensure_data)
+    monkeypatch.setattr(recipe, 'fetch_training_photos', lambda cache: [None] * 8)
+    monkeypatch.setattr(recipe, 'CURVE_EPOCHS', 1)
+    monkeypatch.setattr(recipe, 'run_folder', lambda name: tmp_path / 'runs' / name)
+    rows = recipe.photo_curve(tmp_path, tmp_path / 'curve.json')
+    assert [name for name, _, _ in built] == ['data-photos-2', 'data-photos-4', 'data-photos-8']
+    assert {(count, pairs) for _, count, pairs in built} == {(2, recipe.CURVE_PAIRS),
+                                                             (4, recipe.CURVE_PAIRS),
+                                                             (8, recipe.CURVE_PAIRS)}
+    saved = json.loads((tmp_path / 'curve.json').read_text())
+    assert list(saved['psnr_by_photos']) == ['2', '4', '8'] and list(rows) == [2, 4, 8]
+    assert saved['epochs'] == 1 and saved['pool'] == 8

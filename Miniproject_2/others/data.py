@@ -621,10 +621,20 @@ def noise_statistics(noisy: torch.Tensor, clean: torch.Tensor) -> dict[str, floa
     }
 
 
+def photo_subset(photos: Sequence[Photo], count: int) -> list[Photo]:
+    """The first ``count`` photos of a fixed shuffle of ``photos`` (seed 0, whatever the
+    build's seed): nested, so that a curve over counts adds photos to the same ones."""
+    if not 1 <= count <= len(photos):
+        raise ValueError(f"training_photos must be in 1..{len(photos)}, got {count}")
+    order = torch.randperm(len(photos), generator=torch.Generator().manual_seed(0))
+    return [photos[i] for i in sorted(order[:count].tolist())]
+
+
 def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
           noise: str = "pixelation", factors: tuple[int, int] | None = None,
           scene_fraction: float = SCENE_FRACTION, pixelation_share: float = PIXELATION_SHARE,
-          family_weights: dict[str, int] | None = None, cache: Path | None = None) -> dict:
+          family_weights: dict[str, int] | None = None, cache: Path | None = None,
+          training_photos: int | None = None) -> dict:
     """Fetch the photos, synthesise both splits, write them to ``out``; return the statistics.
 
     ``noise`` is ``'pixelation'`` (the course's, ``sample_pixelated`` with ``factors``,
@@ -632,7 +642,9 @@ def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
     and ``add_noise``) or ``'mixture'`` (training pairs pixelated with ``factors``, default
     ``MIXTURE_FACTOR_RANGE``, or, but for ``pixelation_share`` of them, noisy with one of
     ``noises.MIXTURE_FAMILIES``, drawn in proportion to ``family_weights``; validation pairs
-    likewise, from the course's factors).
+    likewise, from the course's factors). ``training_photos``: draw the training pairs from
+    only that many photos, the first of a seeded shuffle of the pool (``photo_subset``: a
+    smaller count's photos are among a larger one's); the validation pairs do not change.
     """
     if noise not in NOISES:
         raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
@@ -644,6 +656,8 @@ def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
     cache = Path(cache) if cache is not None else out / "cache"
     out.mkdir(parents=True, exist_ok=True)
     train_photos = fetch_training_photos(cache)
+    if training_photos is not None:
+        train_photos = photo_subset(train_photos, training_photos)
     val_photos = fetch_validation_photos(cache)
 
     def noisy_set(photos, n, generator, draws, desc, factors=factors):
@@ -682,6 +696,7 @@ def build(out: Path, *, n_train: int = 50000, n_val: int = 1000, seed: int = 0,
             "family_weights": noises.family_weights(family_weights),
             "train_pairs_per_family": dict(Counter(families)),
             "val_pairs_per_family": dict(Counter(val_families))} if noise == "mixture" else {}),
+        "training_photos": len(train_photos),
         "train_photos_per_source": dict(Counter(p.source for p in train_photos)),
         "val_photos_per_source": dict(Counter(p.source for p in val_photos)),
         "train_sources": sorted(path.name for source in TRAINING_SOURCES
@@ -775,6 +790,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--scene-fraction", type=float, default=SCENE_FRACTION,
                         help="smallest side of a pixelated square, as a fraction of the "
                              f"photo's short side (default: {SCENE_FRACTION})")
+    parser.add_argument("--training-photos", type=int, default=None, metavar="K",
+                        help="draw the training pairs from K photos of the pool only (the "
+                             "same K for every seed; default: all)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the files exist")
     parser.add_argument("--cache", type=Path, default=None,
                         help="download cache folder (default: <out>/cache)")
@@ -792,7 +810,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 seed=args.seed, noise=args.noise,
                 factors=None if args.factors is None else tuple(args.factors),
                 scene_fraction=args.scene_fraction, pixelation_share=args.pixelation_share,
-                family_weights=dict(args.family_weights), cache=args.cache)
+                family_weights=dict(args.family_weights), cache=args.cache,
+                training_photos=args.training_photos)
     if args.stats is not None:
         args.stats.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.out / STATS_FILE, args.stats)

@@ -19,6 +19,10 @@ The blind model's pairs (``FAMILY_WEIGHTS``): half pixelated as the course's (fa
 weighted as much as Gaussian noise: the noise of real photographs, which the families drawn
 pixel by pixel in sRGB did not teach.
 
+``--photo-curve results/photo_curve.json`` measures what more photos buy: the same network,
+``CURVE_EPOCHS`` epochs of ``CURVE_PAIRS`` pixelated pairs drawn from a quarter, a half and
+all of the pool (``data --training-photos``), each scored on the same validation pairs.
+
 ``--check N`` trains the model's first N epochs again, from the same seed and data, in a
 temporary folder, and compares each epoch's validation PSNR with the run's log: the log is
 what the command makes, within ``CHECK_TOLERANCE_DB`` (threads may sum in another order).
@@ -31,7 +35,8 @@ import tempfile
 from pathlib import Path
 
 from Miniproject_2.model import Model
-from Miniproject_2.others.data import STATS_FILE, TRAINING_SOURCES, ensure_data
+from Miniproject_2.others.data import (STATS_FILE, TRAINING_SOURCES, ensure_data,
+                                       fetch_training_photos)
 from Miniproject_2.others.train import load_pairs, parse_settings, train_run
 
 EPOCHS = 30
@@ -47,6 +52,10 @@ MODELS = {
     'gaussian': ('data-gaussian', dict(noise='gaussian')),
 }
 CHECK_TOLERANCE_DB = 0.05
+# The photo-count curve: the recipe's network on the course's pixelation, 20,000 pairs drawn
+# from a share of the pool, 2 epochs: the same steps for every count.
+CURVE_SHARES = (0.25, 0.5, 1.0)
+CURVE_PAIRS, CURVE_EPOCHS = 20000, 2
 
 
 def run_folder(model):
@@ -123,6 +132,30 @@ def check(model, data_root, epochs):
             for first, again in zip(logged['epochs'], rerun['epochs'])]
 
 
+def photo_curve(data_root, out=None):
+    """{photos: best validation PSNR} of ``CURVE_EPOCHS`` epochs on ``CURVE_PAIRS``
+    pixelated pairs drawn from ``CURVE_SHARES`` of the training photos (nested subsets; the
+    validation pairs are the same for all); written to ``out`` as JSON if given."""
+    cache = Path(data_root) / 'data' / 'cache'
+    pool = len(fetch_training_photos(cache))
+    rows = {}
+    for share in CURVE_SHARES:
+        count = max(1, round(share * pool))
+        folder = Path(data_root) / f'data-photos-{count}'
+        ensure_data(folder, cache=cache, n_train=CURVE_PAIRS, training_photos=count)
+        run = run_folder(f'photos-{count}')
+        settings, _ = parse_settings(['--data', str(folder), '--epochs', str(CURVE_EPOCHS),
+                                      '--lr', str(PEAK_LR), '--run', str(run)])
+        log, _ = train_run(settings, load_pairs(folder), run)
+        rows[count] = max(epoch['val_psnr'] for epoch in log['epochs'])
+        print(f'{count} photos: {rows[count]:.3f} dB', file=sys.stderr)
+    if out is not None:
+        Path(out).write_text(json.dumps({'pool': pool, 'pairs': CURVE_PAIRS,
+                                         'epochs': CURVE_EPOCHS, 'psnr_by_photos': rows},
+                                        indent=1) + '\n')
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--model', choices=list(MODELS), default='blind')
@@ -132,10 +165,16 @@ def main(argv=None):
                         help='stop after N epochs of the schedule (run again to go on)')
     parser.add_argument('--check', type=int, metavar='N',
                         help="train the first N epochs again and compare with the run's log")
+    parser.add_argument('--photo-curve', metavar='JSON',
+                        help='instead, measure the validation PSNR against the number of '
+                             'training photos (a quarter, a half, all) and write it here')
     args = parser.parse_args(argv)
     for name, value in (('--stop-after', args.stop_after), ('--check', args.check)):
         if value is not None and value < 1:
             parser.error(f'{name} must be at least 1, got {value}')
+    if args.photo_curve:
+        photo_curve(args.data_root, args.photo_curve)
+        return
     if args.check:
         rows = check(args.model, args.data_root, args.check)
         for epoch, logged, again in rows:
