@@ -586,7 +586,8 @@ def _shifted_rows(x, weight, bias, g, epilogue=None):
         for t in range(kh * kw):
             i, j = divmod(t, kw)
             offset = i * dh * wp + j * dw
-            target.addmm_(rows[first + offset:last + offset], taps[i, j], beta=0 if t == 0 else 1)
+            target.addmm_(rows[first + offset:last + offset], taps[i, j],
+                          beta=0 if t == 0 else 1)
         if bias is not None:
             target.add_(bias)
         if epilogue is not None:
@@ -1970,8 +1971,9 @@ class Trainer:
         ``peak_lr``, and the warm-up spares pretrained weights the full-size first steps of
         a fresh Adam. ``start_epoch``/``on_epoch_end(epoch)`` let a caller resume a schedule
         and checkpoint between epochs, and ``end_epoch`` stop it early (after that many
-        epochs of the ``num_epochs`` schedule, to go on later). Progress lines go to ``log``: a text stream,
-        ``sys.stderr`` (as it is at the call) when None, or none when False."""
+        epochs of the ``num_epochs`` schedule, to go on later). Progress lines go to
+        ``log``: a text stream, ``sys.stderr`` (as it is at the call) when None, or none
+        when False."""
         source = _as_images(train_input, 'train_input')
         target = _as_images(train_target, 'train_target')
         if source.shape != target.shape:

@@ -502,7 +502,8 @@ def sample_pixelated(photos: Sequence[Photo], n: int, generator: torch.Generator
                      factors: tuple[int, int] = FACTOR_RANGE,
                      scene_fraction: float = SCENE_FRACTION,
                      desc: str = "pixelating") -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """``n`` clean images ``3 x 32 x 32`` and ``draws`` pixelated copies of each (``noises.pixelate``).
+    """``n`` clean images ``3 x 32 x 32`` and ``draws`` pixelated copies of each
+    (``noises.pixelate``).
 
     Each image is a random square of a random photo, its side log-uniform between
     ``scene_fraction`` of the photo's short side and all of it (whole scenes, as in the

@@ -6,11 +6,12 @@
     python -m Miniproject_2.others.recipe --check 2           # the first 2 epochs again
 
 Each model (``MODELS``) has its data folder, built from the photos if it is missing or was
-built otherwise (``stale``: another photo pool, noise or mixture), and its run folder ``results/runs/recipe-<model>``: ``EPOCHS``
-epochs from random weights, one warm-up and cosine schedule to a peak of ``PEAK_LR``, the
-other training defaults of ``train`` (``Recipe``), seed 0. The run checkpoints every epoch and the same command resumes
-it where it stopped; ``--stop-after N`` stops after N epochs of the schedule, to go on in a
-later sitting. When the blind run is complete, its best epoch's weights are copied to
+built otherwise (``stale``: another photo pool, noise or mixture), and its run folder
+``results/runs/recipe-<model>``: ``EPOCHS`` epochs from random weights, one warm-up and
+cosine schedule to a peak of ``PEAK_LR``, the other training defaults of ``train``
+(``Recipe``), seed 0. The run checkpoints every epoch and the same command resumes it where
+it stopped; ``--stop-after N`` stops after N epochs of the schedule, to go on in a later
+sitting. When the blind run is complete, its best epoch's weights are copied to
 ``Miniproject_2/bestmodel.pth``; the other two are the specialists it is measured against,
 trained alike (same budget, same seed, their own noise).
 
