@@ -29,6 +29,12 @@ def test_every_photo_and_noise_is_scored_through_the_command(tmp_path):
         assert row['blur']['psnr'] > row['noisy']  # the best blur beats doing nothing
     assert [(noise, index) for noise, index, _ in kept] == [
         (noise, index) for noise in photos.NOISES for index in range(2)]
+    # A camera's noise is scored against its noise-free rendering, other noise against the
+    # photo itself.
+    for noise, index, images in kept:
+        with fake_photos()[index].open() as opened:
+            photo = photos._pixels(opened)
+        assert torch.equal(images['clean'], photo) == (not noise.startswith('camera')), noise
     first = kept[0][2]
     assert set(first) == {'clean', 'noisy', 'tiny'} and first['tiny'].shape == (1, 3, 36, 40)
     photos.draw_figure(first, 1.0, tmp_path / 'figure.png', crop=(4, 4, 24))

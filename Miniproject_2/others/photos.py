@@ -8,11 +8,14 @@ What a user who runs it on a photo gets, beside a tuned blur.
         gaussian=results/gaussian/bestmodel.pth blind=Miniproject_2/bestmodel.pth
 
 The validation photos (never trained on) at full size, 300x451 to 600x512 pixels, each with
-``NOISES`` drawn on it (seeded): a camera's photon and read noise, and Gaussian noise.
-Every noisy photo is written as a PNG and denoised by ``denoise.denoise_file`` (the
-command's own code, with its self-ensemble) for each weights file; the table gives the mean
-PSNR over the photos of the noisy input, the Gaussian blur whose sigma is best on average
-over these photos (``filters``), and each weights file. ``--figure`` draws a crop of the
+``NOISES`` drawn on it (seeded): a camera's whole pipeline in a dark scene (raw shot and
+read noise, demosaicing, tone curve; ``noises.camera_at``), the same with a JPEG, and
+Gaussian noise. Each is measured against the image its noise is drawn around
+(``noises.with_reference``: the camera's noise-free rendering). Every noisy photo is written
+as a PNG and denoised by ``denoise.denoise_file`` (the command's own code, with its
+self-ensemble) for each weights file; the table gives the mean PSNR over the photos of the
+noisy input, the Gaussian blur whose sigma is best on average over these photos
+(``filters``), and each weights file. ``--figure`` draws a crop of the
 first photo under the first noise: clean, noisy, the blur and each weights file.
 """
 import argparse
@@ -30,8 +33,8 @@ from Miniproject_2.others.denoise import denoise_file, read_image
 from Miniproject_2.others.families import labelled
 
 NOISES = {
-    'camera: 30 photons + sigma 5': functools.partial(noises.poisson_gaussian,
-                                                      peak=(30, 30), read_sigma=(5, 5)),
+    'camera pipeline, dark': noises.camera_at('dark'),
+    'camera pipeline, dark, JPEG q90': noises.camera_at('dark', 90),
     'Gaussian, sigma 25': functools.partial(noises.gaussian, sigma=(25, 25)),
 }
 CROP = (96, 176, 160)  # the figure's crop of the first photo: top, left, side
@@ -67,8 +70,7 @@ def evaluate(photos, weights, seed=0, keep=None):
         blurs = {sigma: [] for (sigma,) in filters.FILTERS['Gaussian blur'][1]}
         for index, photo in enumerate(photos):
             with photo.open() as opened:
-                clean = _pixels(opened)
-            (noisy,) = process(clean, generator, 1)
+                clean, (noisy,) = noises.with_reference(process, _pixels(opened), generator, 1)
             images = {'clean': clean, 'noisy': noisy}
             scores['noisy'].append(_psnr(noisy, clean))
             for sigma, psnr in blurs.items():
