@@ -18,7 +18,7 @@ uses. A factor is cut to what the square allows (photos are never upsampled), an
 validation photos' short sides of 300-512 px stop it at about 16; so that row pixelates
 squares of the (much larger) training photos: new crops and draws, but photos the networks
 have seen. Stuck pixels (black or white, all channels alike) are in training: the
-mixture's whole-pixel salt and pepper draws them a quarter of the time.
+mixture's ``stuck-pixels`` family.
 
 The camera's rows and the JPEG one are measured against what their noisy copies are
 versions of, the noise-free image through the same pipeline (``noises.with_reference``):
