@@ -39,6 +39,7 @@ from Miniproject_2.model import Model
 from Miniproject_2.others.data import (STATS_FILE, TRAINING_SOURCES, ensure_data,
                                        fetch_training_photos)
 from Miniproject_2.others.train import load_pairs, parse_settings, train_run
+from Miniproject_2.others.train import run_folder as train_run_folder  # kind, label
 
 EPOCHS = 30
 # Half train's default: at 2e-3 the blind run's weights blew up within its first epoch (step
@@ -60,7 +61,8 @@ CURVE_PAIRS, CURVE_EPOCHS = 20000, 2
 
 
 def run_folder(model):
-    return Path('results/runs') / f'recipe-{model}'
+    """``results/runs/recipe-<model>``: where a run of the recipe lives."""
+    return train_run_folder('recipe', model)
 
 
 def settings_of(model, data_root):
@@ -86,8 +88,7 @@ def stale(folder, options):
                 f'not the {len(sources)} of TRAINING_SOURCES')
     if stats.get('noise') != options['noise']:
         return f"its noise is {stats.get('noise')}, not {options['noise']}"
-    if stats.get('family_weights', options.get('family_weights')) != options.get(
-            'family_weights', stats.get('family_weights')):
+    if 'family_weights' in options and stats.get('family_weights') != options['family_weights']:
         return f"its family weights are {stats.get('family_weights')}"
     return None
 
