@@ -39,7 +39,7 @@ from Miniproject_2.model import Model
 from Miniproject_2.others.data import (STATS_FILE, TRAINING_SOURCES, ensure_data,
                                        fetch_training_photos)
 from Miniproject_2.others.train import load_pairs, parse_settings, train_run
-from Miniproject_2.others.train import run_folder as train_run_folder  # kind, label
+from Miniproject_2.others.train import run_folder as train_run_folder
 
 EPOCHS = 30
 # Half train's default: at 2e-3 the blind run's weights blew up within its first epoch (step
